@@ -1,0 +1,64 @@
+# LLM Atlas — the two commands: `make run` and `make test`.
+# Both create .venv with `python3 -m venv` and install what they need; repeated
+# runs skip the install until a requirements file changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run serve test lint unit browser bench gpu-check install dev chromium clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Runtime install; the stamp is newer than requirements.txt once installed.
+$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+# Dev tools on top of the runtime install.
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+
+## make run: serve the app on http://$(HOST):$(PORT)
+run: install
+	@echo "LLM Atlas on http://$(HOST):$(PORT)"
+	$(PY) -m streamlit run app/main.py --server.address $(HOST) --server.port $(PORT)
+
+## make test: lint + the whole suite (unit, page, browser tests)
+test: dev chromium
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: dev
+	$(PY) -m ruff check .
+
+unit: dev
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+
+browser: dev chromium
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
+## Browser tests need Debian's chromium; installed here when we are root.
+chromium:
+	@scripts/ensure_chromium.sh
+
+bench: install
+	$(PY) -m bench.run_all
+
+gpu-check:
+	bash bench/gpu_check.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts .cache

@@ -1,0 +1,24 @@
+"""LLM Atlas: the Streamlit entry point.
+
+Run with ``streamlit run app/main.py`` (or ``make run``). Puts the repository
+root on sys.path, sets the page config, builds the navigation from
+app/navigation.py, and shows the device badge in the sidebar.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st
+
+import core  # noqa: F401  (offline environment defaults before any model library loads)
+from app import cache, ui
+from app.navigation import build_navigation
+
+st.set_page_config(page_title="LLM Atlas", page_icon=":material/explore:", layout="wide")
+page = build_navigation()
+ui.sidebar_device_badge(cache.device_info())
+ui.run_safely(page)

@@ -1,0 +1,205 @@
+"""Shared UI pieces: page header/footer, error display, number formatting, plot theme.
+
+Pages call these so every page looks and behaves the same: a title with a
+two-line "what you are looking at", errors shown as messages (never a
+traceback), numbers always with units, and plotly charts in one theme.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import math
+from collections.abc import Callable, Iterator
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.validation import CheckedText, ResourceError, ValidationError
+
+log = logging.getLogger("atlas.ui")
+
+UNEXPECTED = "Unexpected error"   # tests look for this marker: it must never show
+PALETTE = ("#4C6EF5", "#F76707", "#12B886", "#E64980", "#7950F2", "#FAB005",
+           "#15AABF", "#82C91E", "#868E96", "#BE4BDB")
+
+
+# ---------------------------------------------------------------- page frame
+def page_header(title: str, what: str) -> None:
+    """Title and a short "what you are looking at" (our text, markdown allowed)."""
+    st.title(title)
+    st.markdown(what)
+
+
+def page_footer(how_to_read: str, references: list[tuple[str, str]]) -> None:
+    """"How to read this" and the references (label, URL) at the bottom of a page."""
+    st.divider()
+    with st.expander("How to read this", expanded=False):
+        st.markdown(how_to_read)
+    if references:
+        with st.expander("References", expanded=False):
+            st.markdown("\n".join(f"- [{label}]({url})" for label, url in references))
+
+
+# ---------------------------------------------------------------- errors
+def show_error(exc: BaseException) -> None:
+    """Show an exception as a message: validation/resource errors as they are, others generic."""
+    if isinstance(exc, ValidationError):
+        st.error(str(exc), icon=":material/error:")
+    elif isinstance(exc, ResourceError):
+        st.error(str(exc), icon=":material/memory:")
+    else:
+        log.exception("page error", exc_info=exc)
+        st.error(
+            f"{UNEXPECTED} ({type(exc).__name__}): {escape(str(exc))[:300]}. "
+            "The details are in the server log; try other settings.",
+            icon=":material/bug_report:",
+        )
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """``with ui.guard(): ...``: any error inside becomes a message; the page goes on."""
+    try:
+        yield
+    except Exception as exc:
+        show_error(exc)
+
+
+def run_safely(page) -> None:
+    """Run the navigation's current page; a stray exception becomes a message."""
+    try:
+        page.run()
+    except Exception as exc:
+        show_error(exc)
+
+
+def notice_truncated(checked: CheckedText, cap: int, unit: str = "characters") -> None:
+    """A visible notice when user input was cut to ``cap``."""
+    if checked.truncated:
+        st.warning(
+            f"Input is {checked.original_chars:,} {unit}; only the first {cap:,} are used.",
+            icon=":material/content_cut:",
+        )
+
+
+# ---------------------------------------------------------------- text
+def escape(text: str) -> str:
+    """HTML-escape user text for st.markdown(..., unsafe_allow_html=True)."""
+    return html.escape(str(text), quote=True)
+
+
+# ---------------------------------------------------------------- numbers
+def fmt_bytes(n: float | None, *, binary: bool = False, digits: int = 2) -> str:
+    """1.50 GB (decimal) or 1.40 GiB (binary=True); None -> "—"."""
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "—"
+    base, units = (1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB")) if binary else (
+        1000.0, ("B", "KB", "MB", "GB", "TB", "PB"))
+    value, unit = float(n), units[0]
+    for unit in units:
+        if abs(value) < base or unit == units[-1]:
+            break
+        value /= base
+    return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.{digits}f} {unit}"
+
+
+def fmt_count(n: float | None, digits: int = 2) -> str:
+    """124.44 M, 6.74 B, 671.03 B; None -> "—"."""
+    if n is None:
+        return "—"
+    for div, suffix in ((1e12, " T"), (1e9, " B"), (1e6, " M"), (1e3, " K")):
+        if abs(n) >= div:
+            return f"{n / div:,.{digits}f}{suffix}"
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.{digits}f}"
+
+
+def fmt_ms(ms: float | None) -> str:
+    """0.123 ms, 12.3 ms, 1.23 s; None -> "—"."""
+    if ms is None:
+        return "—"
+    if ms >= 1000:
+        return f"{ms / 1000:,.2f} s"
+    return f"{ms:,.3f} ms" if ms < 1 else f"{ms:,.1f} ms"
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """0.123 -> 12.3 %; None -> "—"."""
+    return "—" if x is None else f"{100 * x:,.{digits}f} %"
+
+
+# ---------------------------------------------------------------- plots
+def style_figure(fig: go.Figure, *, x_title: str | None = None, y_title: str | None = None,
+                 height: int | None = None, title: str | None = None) -> go.Figure:
+    """The atlas look: palette, compact margins, unified hover, axis titles with units."""
+    fig.update_layout(
+        colorway=list(PALETTE),
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        font={"size": 13},
+    )
+    if title:
+        fig.update_layout(title={"text": title, "x": 0})
+    if height:
+        fig.update_layout(height=height)
+    if x_title is not None:
+        fig.update_xaxes(title_text=x_title)
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def plot(fig: go.Figure, key: str) -> None:
+    """Show a plotly figure full width (keyed, so reruns keep zoom state)."""
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
+# ---------------------------------------------------------------- progress
+def progress_callback(bar) -> Callable[[float, str], None]:
+    """Adapter from core's ``progress(fraction, message)`` to an st.progress bar."""
+
+    def update(fraction: float, message: str = "") -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=message or None)
+
+    return update
+
+
+def wait_callback(placeholder) -> Callable[[int, float], None]:
+    """Adapter for the scheduler's ``on_wait(ahead, waited_s)``: a visible queue notice."""
+
+    def update(ahead: int, waited: float) -> None:
+        placeholder.info(
+            f"Waiting for the device: {ahead} job(s) ahead, waited {waited:.0f} s.",
+            icon=":material/hourglass_top:",
+        )
+
+    return update
+
+
+def recorded_caption(meta: dict) -> str:
+    """"recorded on <device>, <date>" for results loaded from bench/results/."""
+    device = meta.get("device", {}).get("name", "unknown device")
+    return f"Recorded on {device}, {meta.get('date', 'unknown date')} (bench/results/)."
+
+
+# ---------------------------------------------------------------- device
+def device_label(info) -> str:
+    """"NVIDIA H200 · 139.8 GiB" or "CPU – timings are CPU timings"."""
+    if info.kind == "cuda":
+        return f"{info.name} · {fmt_bytes(info.total_memory, binary=True, digits=1)}"
+    if info.kind == "mps":
+        return f"{info.name} (unified memory)"
+    return "CPU – timings are CPU timings"
+
+
+def sidebar_device_badge(info) -> None:
+    """Device and software versions at the bottom of the sidebar."""
+    with st.sidebar:
+        st.divider()
+        icon = ":material/memory:" if info.kind != "cpu" else ":material/computer:"
+        st.markdown(f"{icon} **{escape(device_label(info))}**")
+        triton = info.triton_version or "not installed"
+        mode = " (interpreter)" if info.triton_interpreted and info.triton_version else ""
+        st.caption(f"torch {info.torch_version} · triton {triton}{mode}")

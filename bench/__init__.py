@@ -1,0 +1,1 @@
+"""Benchmarks: CPU and GPU measurements written as JSON under bench/results/."""

@@ -1,0 +1,42 @@
+"""Home: what the atlas covers, one card per topic page, and the device it runs on."""
+
+import streamlit as st
+
+from app import cache, ui
+from app.navigation import PAGES, SECTIONS
+
+ui.page_header(
+    "LLM Atlas",
+    "How large language models work inside, shown by running **real models and real "
+    "kernels** on the machine serving this page. Every number here is computed or "
+    "measured on the spot, on the GPU when there is one.",
+)
+
+info = cache.device_info()
+st.info(f"Running on **{ui.escape(ui.device_label(info))}** · torch {info.torch_version}",
+        icon=":material/memory:")
+
+for section in SECTIONS:
+    specs = [p for p in PAGES if p.section == section]
+    if not specs:
+        continue
+    st.subheader(section)
+    columns = st.columns(3)
+    for i, spec in enumerate(specs):
+        with columns[i % 3].container(border=True):
+            st.page_link(spec.script, label=f"**{spec.title}**", icon=spec.icon)
+            st.caption(spec.teaser)
+
+ui.page_footer(
+    "Pick a topic in the sidebar or on a card. Pages start with a small default that "
+    "shows something within seconds on a laptop CPU; heavier runs (training, benchmarks) "
+    "start when you press their button and show their progress. The sidebar says which "
+    "device computes: on a CPU, timings are CPU timings, and pages show GPU results "
+    "recorded earlier where they have them.",
+    [
+        ("Vaswani et al. 2017, Attention Is All You Need", "https://arxiv.org/abs/1706.03762"),
+        ("Dao 2023, FlashAttention-2", "https://arxiv.org/abs/2307.08691"),
+        ("Rajbhandari et al. 2020, ZeRO", "https://arxiv.org/abs/1910.02054"),
+        ("DeepSeek-AI 2024, DeepSeek-V3 Technical Report", "https://arxiv.org/abs/2412.19437"),
+    ],
+)

@@ -1,0 +1,51 @@
+"""Suite-wide set-up: offline, a throw-away cache folder, Triton's interpreter without CUDA.
+
+Markers: ``gpu`` tests skip without CUDA; ``browser`` tests skip without
+Debian's chromium or the playwright package (the reason is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+_CACHE = tempfile.mkdtemp(prefix="atlas-test-cache-")
+os.environ.setdefault("ATLAS_CACHE_DIR", _CACHE)
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", os.path.join(_CACHE, "tiktoken"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    has_cuda = torch.cuda.is_available()
+    try:
+        import playwright  # noqa: F401
+        has_playwright = True
+    except ImportError:
+        has_playwright = False
+    browser_reason = None
+    if not chromium_path():
+        browser_reason = "Debian's chromium is not on PATH (make test installs it when root)"
+    elif not has_playwright:
+        browser_reason = "the playwright package is not installed (make test installs it)"
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA"))
+        if "browser" in item.keywords and browser_reason:
+            item.add_marker(pytest.mark.skip(reason=browser_reason))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE, ignore_errors=True)

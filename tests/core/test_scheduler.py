@@ -1,0 +1,117 @@
+"""core.scheduler: one job at a time per device, FIFO, time limits, re-entrancy."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from core.scheduler import DeviceScheduler, JobTimeout, QueueTimeout
+
+
+def test_jobs_on_one_device_never_overlap_and_run_in_order():
+    sched = DeviceScheduler()
+    running, order, overlaps = [], [], []
+    first_in = threading.Event()
+
+    def work(i):
+        with sched.job(f"job{i}", "cuda:0"):
+            if running:
+                overlaps.append(i)
+            running.append(i)
+            order.append(i)
+            first_in.set()
+            time.sleep(0.05)
+            running.remove(i)
+
+    threads = [threading.Thread(target=work, args=(0,))]
+    threads[0].start()
+    first_in.wait(2)
+    for i in (1, 2, 3):
+        t = threading.Thread(target=work, args=(i,))
+        t.start()
+        threads.append(t)
+        time.sleep(0.02)            # arrival order 1, 2, 3
+    for t in threads:
+        t.join(5)
+    assert not overlaps
+    assert order == [0, 1, 2, 3]
+    assert [r.status for r in sched.records()] == ["done"] * 4
+
+
+def test_other_devices_do_not_wait():
+    sched = DeviceScheduler()
+    done = []
+
+    def cpu_work():
+        with sched.job("cpu work", "cpu"):
+            done.append(True)
+
+    with sched.job("gpu work", "cuda:0"):
+        t = threading.Thread(target=cpu_work)
+        t.start()
+        t.join(2)
+        assert done           # ran while the GPU job was still holding cuda:0
+    assert sched.queue_length("cuda:0") == 0
+
+
+def test_waiting_caller_sees_jobs_ahead():
+    sched = DeviceScheduler()
+    seen = []
+    release = threading.Event()
+
+    def holder():
+        with sched.job("long", "cpu"):
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    time.sleep(0.05)
+
+    def on_wait(ahead, waited):
+        seen.append(ahead)
+        release.set()
+
+    with sched.job("short", "cpu", on_wait=on_wait, poll_s=0.01):
+        pass
+    t.join(5)
+    assert seen and seen[0] == 1
+
+
+def test_time_limit_is_enforced_by_check():
+    sched = DeviceScheduler()
+    with pytest.raises(JobTimeout, match="time limit"), sched.job("train", "cpu", time_limit_s=0.1) as job:
+        while True:
+            job.check()
+            time.sleep(0.01)
+    assert sched.records()[-1].status == "timeout"
+    with sched.job("next", "cpu") as job:      # the device is free again
+        assert job.remaining_s > 0
+
+
+def test_gives_up_after_max_wait():
+    sched = DeviceScheduler()
+    release, holding = threading.Event(), threading.Event()
+
+    def hog():
+        with sched.job("hog", "cpu"):
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hog)
+    t.start()
+    holding.wait(2)
+    with pytest.raises(QueueTimeout, match="busy"), sched.job("late", "cpu", max_wait_s=0.05, poll_s=0.01):
+        pass
+    assert sched.queue_length("cpu") == 1     # only the hog is left
+    release.set()
+    t.join(5)
+    assert [r.status for r in sched.records()] == ["done", "gave-up"]
+
+
+def test_nested_job_in_same_thread_does_not_deadlock():
+    sched = DeviceScheduler()
+    with sched.job("outer", "cpu") as outer, sched.job("inner", "cpu") as inner:
+        assert inner is outer
+    assert sched.queue_length("cpu") == 0

@@ -1,0 +1,21 @@
+"""Every registered page renders through app/main.py without an exception and shows its title.
+
+The page list comes from the navigation registry itself (app/navigation.py),
+so a new page is covered as soon as it is in the sidebar; tests/app checks
+that every script in pages/ is registered.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.navigation import all_pages
+from tests.pages.apptest import assert_clean, open_page
+
+
+@pytest.mark.parametrize("spec", all_pages(), ids=lambda s: s.path)
+def test_page_renders_clean(spec):
+    at = open_page(spec.path)
+    assert_clean(at)
+    titles = [t.value for t in at.title]
+    assert spec.title in titles, f"{spec.path}: title {spec.title!r} not in {titles}"
