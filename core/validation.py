@@ -9,6 +9,7 @@ Does not handle: sanitising HTML (pages escape user text when they render it).
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -80,11 +81,14 @@ def check_text(text, *, max_chars: int, allow_empty: bool = False, name: str = "
     if not isinstance(text, str):
         raise ValidationError(f"{name} must be text.")
     # Lone surrogates cannot be encoded as UTF-8: replace them with U+FFFD.
-    clean = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+    clean = _SURROGATE_RE.sub("\ufffd", text) if _has_surrogates(text) else text
     if not allow_empty and not clean.strip():
         raise ValidationError(f"{name} is empty: type or paste something.")
     truncated = len(clean) > max_chars
     return CheckedText(clean[:max_chars] if truncated else clean, truncated, len(clean))
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def _has_surrogates(text: str) -> bool:

@@ -1,0 +1,378 @@
+"""Tokenization: real tokenizers side by side, down to the bytes, and BPE trained merge by merge."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import cache, ui
+from core import bpe as core_bpe
+from core import tokenizers as core_tok
+
+ui.page_header(
+    "Tokenization",
+    "Your text through **real tokenizers** (GPT-2, GPT-4, GPT-4o, Qwen, DeepSeek-V3, BERT; their own "
+    "vocabulary files, offline) down to the bytes, and a **byte-level BPE trained live** on Wikipedia, "
+    "replayed merge by merge.",
+)
+
+NAMES = core_tok.list_tokenizers()
+LABELS = {n: core_tok.SPECS[n].label for n in NAMES}
+COMPARE_DEFAULT = [n for n in NAMES if n != "o200k_harmony"]
+
+
+def _set_preset() -> None:
+    st.session_state["tok_text"] = core_tok.EXAMPLES[st.session_state["tok_preset"]]
+
+
+st.session_state.setdefault("tok_text", core_tok.EXAMPLES["English"])
+c1, c2, c3 = st.columns([2, 3, 1.3])
+c1.selectbox("Example", list(core_tok.EXAMPLES), key="tok_preset", on_change=_set_preset,
+             help="Loads an example into the text box; then edit it freely.")
+default_name = NAMES.index("cl100k_base") if "cl100k_base" in NAMES else 0
+name = c2.selectbox("Tokenizer", NAMES, index=default_name, format_func=LABELS.get, key="tok_name")
+show_ws = c3.toggle("Show whitespace", key="tok_ws", help="Draw spaces as ·, newlines as ↵, tabs as ⇥.")
+raw_text = st.text_area("Text", key="tok_text", height=130,
+                        help=f"Up to {core_tok.VIEW_MAX_CHARS:,} characters are tokenized; longer pastes are cut.")
+
+text = ""
+with ui.guard():
+    checked = core_tok.check_input(raw_text)
+    text = checked.text
+    if checked.truncated:
+        st.warning(f"The text is {checked.original_chars:,} characters; only the first "
+                   f"{core_tok.VIEW_MAX_CHARS:,} are tokenized and drawn.", icon=":material/content_cut:")
+    if checked.surrogates:
+        st.warning(f"{checked.surrogates:,} lone surrogate code point(s) cannot be UTF-8 encoded; "
+                   "they were replaced by U+FFFD (�).", icon=":material/warning:")
+    report = cache.text_report(text) if text else None
+    if not text:
+        st.info("The text box is empty: type or paste some text, or pick an example.", icon=":material/edit:")
+    elif report.only_whitespace:
+        st.info("The text is only whitespace. Tokenizers still encode it: see how runs of spaces and "
+                "newlines become tokens (turn on *Show whitespace*).", icon=":material/space_bar:")
+    if report and report.invisible:
+        listed = ", ".join(f"{cp} {nm.title()} ×{n}" for cp, nm, n in report.invisible[:8])
+        st.info(f"Invisible characters in the text: {ui.escape(listed)}. They are drawn as red U+XXXX chips; "
+                "each still costs bytes and tokens.", icon=":material/visibility:")
+    if report and report.zwj_sequences:
+        st.caption(f"{report.zwj_sequences} zero-width joiner(s) (U+200D) glue emoji into one picture "
+                   "(👩‍👩‍👧 is 3 emoji + 2 joiners = 18 UTF-8 bytes); byte-level tokenizers see every byte.")
+
+TABS = ["Tokens", "Side by side", "Special tokens & chat", "BPE from scratch"]
+# Lazy tabs: only the open tab runs (loading every vocabulary and training BPE on each rerun would not).
+tab_tokens, tab_compare, tab_chat, tab_bpe = st.tabs(TABS, key="tok_tab", on_change="rerun")
+
+
+# ---------------------------------------------------------------- tokens
+def tokens_tab() -> None:
+    spec = core_tok.spec(name)
+    cache.tokenizers_ready((name,))
+    view = cache.token_view(name, text, show_ws)
+    n = view["n"]
+    nbytes = len(core_tok.prepare(name, text).encode("utf-8"))
+    m = st.columns(5)
+    m[0].metric("Tokens", f"{n:,}")
+    m[1].metric("Characters", f"{len(text):,}")
+    m[2].metric("UTF-8 bytes", f"{nbytes:,}")
+    m[3].metric("Characters / token", f"{len(text) / n:.2f}" if n else "—")
+    m[4].metric("Vocabulary", ui.fmt_count(core_tok.vocab_size(name)))
+    st.html(view["html"])
+    st.caption(
+        f"**{ui.escape(spec.label)}** · {spec.kind} · used by {ui.escape(spec.used_by)} · vocabulary file from "
+        f"the `{spec.package}` package. Each coloured span is one token; hover for its id, bytes (hex) and "
+        "string. A dashed box is a character whose UTF-8 bytes were cut into several tokens: the character "
+        "on top, its byte pieces below.")
+    _roundtrip_note(spec, text, view["decoded"])
+    with st.expander(f"Token table (first {min(n, 2000):,} of {n:,}) and ids"):
+        st.dataframe(_token_frame(view["tokens"], text, name), hide_index=True, width="stretch", height=320)
+        shown_ids = view["ids"][:5000]
+        st.code(", ".join(map(str, shown_ids)) + (" …" if n > len(shown_ids) else ""), language=None,
+                wrap_lines=True)
+
+
+def _roundtrip_note(spec, text: str, decoded: str) -> None:
+    if spec.kind == "WordPiece":
+        st.warning("WordPiece is **lossy**: it lowercases, strips accents, drops whitespace and maps "
+                   "characters outside its vocabulary to [UNK] (red). decode(encode(text)) gives: "
+                   f"“{ui.escape(decoded[:300])}”", icon=":material/info:")
+    elif spec.normalization == "NFC" and core_tok.prepare(name, text) != text:
+        st.info("Qwen normalises the text to Unicode NFC before encoding, so decoding gives the NFC form "
+                "(the spans above refer to it).", icon=":material/info:")
+    elif decoded == text:
+        st.success("decode(encode(text)) reproduces the text exactly: byte-level BPE is lossless.",
+                   icon=":material/check_circle:")
+
+
+def _token_frame(tokens, text: str, tok_name: str) -> pd.DataFrame:
+    shown = core_tok.prepare(tok_name, text)
+    rows = [{"#": i, "id": t.id, "bytes (hex)": t.bytes.hex(" "), "string": _piece(t.bytes),
+             "characters": f"{t.start}–{t.end}", "covers": shown[t.start:t.end]}
+            for i, t in enumerate(tokens)]
+    return pd.DataFrame(rows)
+
+
+def _piece(data: bytes) -> str:
+    try:
+        return repr(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "(part of a character) " + repr(data.decode("utf-8", errors="backslashreplace"))
+
+
+# ---------------------------------------------------------------- side by side
+def compare_tab() -> None:
+    chosen = st.multiselect("Tokenizers", NAMES, default=COMPARE_DEFAULT, format_func=LABELS.get,
+                            key="tok_compare")
+    if not chosen:
+        st.info("Pick at least one tokenizer.", icon=":material/checklist:")
+        return
+    cache.tokenizers_ready(tuple(chosen))
+    stats = cache.token_stats(tuple(chosen), text)
+    frame = pd.DataFrame([{
+        "tokenizer": LABELS[s.name], "vocabulary": s.vocab_size, "tokens": s.tokens,
+        "chars / token": s.chars_per_token, "bytes / token": s.bytes_per_token,
+        "tokens / CJK char": s.tokens_per_cjk_char, "[UNK]": s.unknown,
+    } for s in stats])
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "chars / token": st.column_config.NumberColumn(format="%.2f"),
+        "bytes / token": st.column_config.NumberColumn(format="%.2f"),
+        "tokens / CJK char": st.column_config.NumberColumn(format="%.2f", help="Tokens the CJK runs of the "
+                                                           "text need on their own, per CJK character."),
+        "vocabulary": st.column_config.NumberColumn(format="%d")})
+    left, right = st.columns(2)
+    with left:
+        ui.plot(_count_bar(stats), key="tok_compare_bar")
+    with right:
+        ui.plot(_vocab_scatter(stats), key="tok_compare_scatter")
+    if len(text) <= 3_000:
+        with st.expander("Every tokenizer's spans"):
+            for s in stats:
+                st.markdown(f"**{ui.escape(LABELS[s.name])}** · {s.tokens:,} tokens")
+                st.html(cache.token_view(s.name, text, show_ws)["html"])
+
+
+def _count_bar(stats) -> go.Figure:
+    fig = go.Figure(go.Bar(
+        x=[LABELS[s.name] for s in stats], y=[s.tokens for s in stats],
+        marker_color=[ui.PALETTE[i % len(ui.PALETTE)] for i in range(len(stats))],
+        customdata=[[s.chars_per_token or 0, s.bytes_per_token or 0] for s in stats],
+        hovertemplate="%{x}<br>%{y:,} tokens<br>%{customdata[0]:.2f} chars/token"
+                      "<br>%{customdata[1]:.2f} bytes/token<extra></extra>"))
+    return ui.style_figure(fig, x_title="tokenizer", y_title="tokens for this text (count)", height=340)
+
+
+def _vocab_scatter(stats) -> go.Figure:
+    fig = go.Figure(go.Scatter(
+        x=[s.vocab_size for s in stats], y=[s.bytes_per_token or 0 for s in stats], mode="markers+text",
+        text=[s.name for s in stats], textposition="top center", marker={"size": 12},
+        hovertemplate="%{text}<br>vocabulary %{x:,}<br>%{y:.2f} bytes/token<extra></extra>"))
+    fig.update_xaxes(type="log")
+    return ui.style_figure(fig, x_title="vocabulary size (tokens, log scale)",
+                           y_title="compression (UTF-8 bytes / token)", height=340)
+
+
+# ---------------------------------------------------------------- special tokens & chat
+def chat_tab() -> None:
+    formats = [k for k, f in core_tok.CHAT_FORMATS.items() if f.tokenizer in NAMES]
+    fmt_key = st.selectbox("Chat format", formats, key="tok_chat_fmt",
+                           format_func=lambda k: core_tok.CHAT_FORMATS[k].label)
+    fmt = core_tok.CHAT_FORMATS[fmt_key]
+    a, b, c = st.columns(3)
+    system = a.text_input("System", "You are a helpful assistant.", key="tok_chat_system")
+    user = b.text_input("User", "How many tokens is 東京?", key="tok_chat_user")
+    reply = c.text_input("Assistant", "Two characters, 6 UTF-8 bytes.", key="tok_chat_assistant")
+    prompt = core_tok.chat_prompt(fmt_key, system, user, reply)
+    st.code(prompt, language=None)
+    cache.tokenizers_ready((fmt.tokenizer,))
+    as_special = cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=True)
+    as_text = cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=False)
+    m = st.columns(3)
+    m[0].metric("Tokens, special tokens recognised", f"{as_special['n']:,}")
+    m[1].metric("Tokens, same string as plain text", f"{as_text['n']:,}",
+                delta=f"{as_text['n'] - as_special['n']:+,}", delta_color="off")
+    specials = core_tok.special_tokens(fmt.tokenizer)
+    m[2].metric("Special tokens in the vocabulary", f"{len(specials):,}")
+    st.html(as_special["html"])
+    st.caption(f"{ui.escape(fmt.label)} ({ui.escape(fmt.source)}), encoded with "
+               f"{ui.escape(LABELS[fmt.tokenizer])}. Purple outlines are special tokens: one id each, never "
+               "produced from user text. Below, the same string encoded as ordinary text: every “<|…|>” "
+               "falls apart into several normal tokens. That is why a user typing “<|im_start|>” cannot "
+               "forge a turn.")
+    st.html(as_text["html"])
+    used = sorted({i for i in as_special["ids"] if i in set(specials.values())})
+    inverse = {v: k for k, v in specials.items()}
+    st.dataframe(pd.DataFrame([{"special token": inverse[i], "id": i} for i in used]),
+                 hide_index=True, width="content")
+    with st.expander(f"All {len(specials):,} special tokens of {LABELS[fmt.tokenizer]}"):
+        st.dataframe(pd.DataFrame([{"special token": k, "id": v} for k, v in sorted(specials.items(),
+                                   key=lambda kv: kv[1])]), hide_index=True, width="stretch", height=300)
+    st.caption("GPT-4's ChatML tokens (<|im_start|>, <|im_end|>) are not part of the public cl100k_base "
+               "file, so no GPT-4 chat format is shown.")
+
+
+# ---------------------------------------------------------------- BPE from scratch
+SIZES = [50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000]
+
+
+def bpe_tab() -> None:
+    corpus_text, config = _bpe_inputs()
+    if corpus_text is None:
+        return
+    bar = st.progress(0.0, text="Training BPE…")
+    model = cache.bpe_train(corpus_text, config, "cpu",   # pure-Python work: queued on the CPU
+                            _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
+    bar.empty()
+    n = len(model.steps)
+    m = st.columns(4)
+    m[0].metric("Merges learned", f"{n:,}")
+    m[1].metric("Vocabulary", f"{256 + n:,}")
+    m[2].metric("Corpus bytes / token", f"{model.corpus_bytes / model.tokens_after[-1]:.2f}")
+    m[3].metric("Training time", ui.fmt_ms(model.seconds * 1000))
+    st.caption(f"{ui.fmt_bytes(model.corpus_bytes)} of text, {model.unique_chunks:,} distinct pre-split "
+               f"chunks, {ui.escape(core_bpe.PATTERN_LABELS[config.pattern])}."
+               + (f" Stopped early: {model.stopped_early}." if model.stopped_early else ""))
+    if n == 0:
+        st.warning("No pair occurs often enough to merge: use a longer text.", icon=":material/warning:")
+        return
+    _bpe_replay(model)
+    _bpe_curve(corpus_text, config, model)
+
+
+def _bpe_inputs():
+    a, b, c, d = st.columns([2.2, 1.6, 1.6, 1.6])
+    kind = a.radio("Corpus", ["wiki", "lee", "own"], horizontal=True, key="tok_bpe_corpus",
+                   format_func=lambda k: {"wiki": "Wikipedia", "lee": "Lee news", "own": "Your text"}[k])
+    size = b.select_slider("Corpus size (characters)", SIZES, value=200_000, key="tok_bpe_chars",
+                           format_func=lambda v: f"{v / 1000:,.0f} k")
+    merges = c.slider("Merges", 10, 2_000, 300, step=10, key="tok_bpe_merges")
+    pattern = d.selectbox("Pre-split", list(core_bpe.PATTERNS), format_func=core_bpe.PATTERN_LABELS.get,
+                          key="tok_bpe_pattern")
+    config = core_bpe.BPEConfig(n_merges=merges, pattern=pattern)
+    if kind != "own":
+        return cache.bpe_corpus(kind, size), config
+    own = st.text_area("Training text", key="tok_bpe_own", height=100,
+                       placeholder="Paste a few thousand characters of text (any language).")
+    upload = st.file_uploader("…or upload a UTF-8 text file", type=["txt", "md", "csv", "json", "py"],
+                              key="tok_bpe_upload")
+    if upload is not None:
+        checked = core_bpe.check_training_upload(upload.getvalue())
+        ui.notice_truncated(checked, core_bpe.MAX_CORPUS_CHARS, unit="bytes")
+        return checked.text, config
+    if not own.strip():
+        st.info("Paste some text above (or upload a file) to train on it.", icon=":material/edit:")
+        return None, config
+    checked = core_bpe.check_training_text(own)
+    ui.notice_truncated(checked, core_bpe.MAX_CORPUS_CHARS)
+    return checked.text, config
+
+
+def _bpe_replay(model) -> None:
+    n = len(model.steps)
+    st.markdown("#### Replay the merges")
+    sample = st.text_input("Sample sentence", "The tokenizer learned these merges from the corpus.",
+                           key="tok_bpe_sample")
+    k = st.slider("Merges applied", 1, n, min(20, n), key="tok_bpe_step")
+    step = model.steps[k - 1]
+    vocab = model.vocab
+    st.markdown(
+        f"**Merge {k:,}:** <code>{ui.escape(_show_bytes(vocab[step.pair[0]]))}</code> + "
+        f"<code>{ui.escape(_show_bytes(vocab[step.pair[1]]))}</code> → "
+        f"<code>{ui.escape(_show_bytes(step.token))}</code> (new id {step.new_id}), "
+        f"seen **{step.count:,}** times in the corpus.", unsafe_allow_html=True)
+    if sample.strip():
+        sample = core_bpe.check_sample(sample)
+        before = core_bpe.segment_tokens(model, sample, k - 1)
+        after = core_bpe.segment_tokens(model, sample, k)
+        st.caption(f"Before this merge: {len(before)} tokens")
+        st.html(core_tok.render_html(sample, before, options=core_tok.ViewOptions(show_whitespace=show_ws)))
+        st.caption(f"After: {len(after)} tokens")
+        st.html(core_tok.render_html(sample, after, options=core_tok.ViewOptions(show_whitespace=show_ws)))
+    lo = max(0, k - 6)
+    rows = [{"merge": s.rank + 1, "left": _show_bytes(vocab[s.pair[0]]), "right": _show_bytes(vocab[s.pair[1]]),
+             "new token": _show_bytes(s.token), "id": s.new_id, "count": s.count,
+             "": "◀ this one" if s.rank == k - 1 else ""} for s in model.steps[lo:lo + 12]]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _show_bytes(data: bytes) -> str:
+    """A token for display: text with visible spaces, or hex for a cut character."""
+    try:
+        return data.decode("utf-8").replace(" ", "·").replace("\n", "↵")
+    except UnicodeDecodeError:
+        return "0x" + data.hex()
+
+
+def _bpe_curve(corpus_text: str, config, model) -> None:
+    st.markdown("#### Vocabulary size vs compression")
+    curve = core_bpe.compression_curve(model)
+    fig = go.Figure(go.Scatter(x=[v for _, v, _ in curve], y=[c for _, _, c in curve], mode="lines",
+                               name="our trainer", hovertemplate="vocabulary %{x:,}<br>%{y:.3f} bytes/token"))
+    k = st.session_state.get("tok_bpe_step", 1)
+    fig.add_vline(x=256 + k, line_dash="dot", line_color="#868e96")
+    hf = None
+    with ui.guard():
+        hf = cache.bpe_hf_compare(corpus_text, config, model)
+        fig.add_trace(go.Scatter(x=[hf.vocab_size], y=[hf.hf_bytes_per_token], mode="markers",
+                                 name="HF tokenizers BpeTrainer", marker={"size": 12, "symbol": "diamond"},
+                                 hovertemplate="HF BpeTrainer<br>vocabulary %{x:,}<br>%{y:.3f} bytes/token"))
+    ui.plot(ui.style_figure(fig, x_title="vocabulary size (256 bytes + merges)",
+                            y_title="training corpus UTF-8 bytes / token", height=360), key="tok_bpe_curve")
+    if hf is not None:
+        c = st.columns(3)
+        c[0].metric("Ours: bytes / token", f"{hf.ours_bytes_per_token:.3f}")
+        c[1].metric("HF BpeTrainer: bytes / token", f"{hf.hf_bytes_per_token:.3f}",
+                    delta=f"{100 * (hf.hf_bytes_per_token / hf.ours_bytes_per_token - 1):+.2f} %",
+                    delta_color="off")
+        c[2].metric("Learned tokens in common", f"{hf.shared_tokens:,} / {hf.ours_merges:,}")
+        st.caption(f"Cross-check: HF `tokenizers`' BpeTrainer trained on the same text with the same regex "
+                   f"pre-split and vocabulary size ({hf.vocab_size:,}) in {ui.fmt_ms(hf.hf_seconds * 1000)}. "
+                   "Small differences come from how ties between equally frequent pairs are broken.")
+
+
+for tab, section in ((tab_tokens, tokens_tab), (tab_compare, compare_tab), (tab_chat, chat_tab),
+                     (tab_bpe, bpe_tab)):
+    if tab.open is False:
+        continue
+    with tab, ui.guard():
+        if section is bpe_tab or text:
+            section()
+        else:
+            st.info("Type some text above to see its tokens.", icon=":material/edit:")
+
+ui.page_footer(
+    """
+**Tokens.** A tokenizer maps text to integer ids, the only thing a language model sees. Byte-level BPE
+tokenizers (GPT-2/4/4o, Qwen, DeepSeek) work on UTF-8 *bytes*: any text can be encoded, nothing is ever
+unknown, and concatenating the tokens' bytes gives back the text exactly. A Chinese character is 3 UTF-8
+bytes, an emoji 4; when the vocabulary has no token for the whole character, the bytes are split over
+2–3 tokens (the dashed boxes), which is why CJK text and emoji cost more tokens per character.
+WordPiece (BERT) works on lowercased, accent-stripped words and loses information.
+
+**Side by side.** *Characters / token* and *bytes / token* measure compression: larger vocabularies
+(o200k, Qwen3.6's 248k) compress more, especially non-English text. *Tokens / CJK char* encodes the
+CJK runs of the text alone. Tokens cost compute and context length, so compression is money.
+
+**Special tokens.** Chat models mark turns with special tokens that have their own ids; the
+tokenizer only produces them when the application allows it, never from user text.
+
+**BPE from scratch.** Training starts from the 256 byte values and repeatedly merges the most frequent
+adjacent pair (counted inside regex pre-split chunks, so merges never cross word boundaries). The
+slider replays those merges; the chart shows how compression grows with the vocabulary.
+Our trainer updates pair counts incrementally and agrees with HF `tokenizers`' BpeTrainer.
+""",
+    [
+        ("Sennrich, Haddow & Birch 2016, Neural Machine Translation of Rare Words with Subword Units "
+         "(BPE, §3.2)", "https://arxiv.org/abs/1508.07909"),
+        ("Radford et al. 2019, Language Models are Unsupervised Multitask Learners (byte-level BPE, §2.2)",
+         "https://cdn.openai.com/better-language-models/language_models_are_unsupervised_multitask_learners.pdf"),
+        ("Wu et al. 2016, Google's Neural Machine Translation System (WordPiece, §4.1)",
+         "https://arxiv.org/abs/1609.08144"),
+        ("Devlin et al. 2019, BERT (§3, input representation)", "https://arxiv.org/abs/1810.04805"),
+        ("Petrov et al. 2023, Language Model Tokenizers Introduce Unfairness Between Languages",
+         "https://arxiv.org/abs/2305.15425"),
+        ("DeepSeek-AI 2024, DeepSeek-V3 Technical Report (§4.1, tokenizer)", "https://arxiv.org/abs/2412.19437"),
+        ("OpenAI tiktoken (encodings and pre-split regexes)", "https://github.com/openai/tiktoken"),
+        ("Karpathy, minbpe", "https://github.com/karpathy/minbpe"),
+    ],
+)

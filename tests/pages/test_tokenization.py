@@ -1,0 +1,118 @@
+"""The Tokenization page: text box, presets, tokenizer switch, tabs, chat, BPE replay, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import tokenizers as T
+from tests.pages.apptest import assert_clean, open_page
+
+
+@pytest.fixture(scope="module")
+def page():
+    at = open_page("tokenization.py")
+    assert_clean(at)
+    return at
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _html(at) -> str:
+    return "".join(h.value for h in at.get("html"))
+
+
+def _type(at, text: str):
+    at.session_state["tok_tab"] = "Tokens"
+    return at.text_area(key="tok_text").input(text).run()
+
+
+def test_default_view(page):
+    assert "Tokenization" in [t.value for t in page.title]
+    assert int(_metric(page, "Tokens")) == len(T.encode_ids("cl100k_base", T.EXAMPLES["English"]))
+    assert 'class="tkv"' in _html(page) and "id 9906" in _html(page)   # "Hello"
+    assert any("reproduces the text exactly" in s.value for s in page.success)
+
+
+def test_typing_escapes_html(page):
+    at = _type(page, "<script>alert('x')</script> <b>bold</b>")
+    assert_clean(at)
+    html = _html(at)
+    assert "<script" not in html and "<b>" not in html and "&lt;" in html
+
+
+def test_presets_and_tokenizer_switch(page):
+    page.selectbox(key="tok_preset").set_value("Chinese").run()
+    assert page.text_area(key="tok_text").value == T.EXAMPLES["Chinese"]
+    assert 'class="g"' in _html(page)          # characters cut into byte pieces are grouped
+    at = page.selectbox(key="tok_name").set_value("bert-wordpiece").run()
+    assert_clean(at)
+    assert any("lossy" in w.value for w in at.warning)
+    at.selectbox(key="tok_name").set_value("cl100k_base")
+    at.toggle(key="tok_ws").set_value(True).run()
+    _type(at, "a b\tc\nd")
+    assert "↵" in _html(at) and "⇥" in _html(at)
+    at.toggle(key="tok_ws").set_value(False).run()
+
+
+@pytest.mark.parametrize(("text", "kind", "needle"), [
+    ("", "info", "empty"),
+    ("  \n\t ", "info", "only whitespace"),
+    ("x" * 1_000_001, "warning", "only the first"),
+    ("zero\u200bwidth\x07", "info", "Invisible characters"),
+])
+def test_bad_input_messages(page, text, kind, needle):
+    """(Lone surrogates cannot reach a page: protobuf refuses them; core tests cover check_input.)"""
+    at = _type(page, text)
+    assert_clean(at)
+    assert any(needle in m.value for m in getattr(at, kind)), [m.value for m in getattr(at, kind)]
+
+
+def test_side_by_side(page):
+    _type(page, T.EXAMPLES["Japanese"])
+    page.session_state["tok_tab"] = "Side by side"
+    at = page.run()
+    assert_clean(at)
+    frame = at.dataframe[0].value
+    assert len(frame) == len([n for n in T.list_tokenizers() if n != "o200k_harmony"])
+    assert frame["tokens / CJK char"].notna().all()
+    at.multiselect(key="tok_compare").set_value([]).run()
+    assert any("Pick at least one" in i.value for i in at.info)
+    at.multiselect(key="tok_compare").set_value(["gpt2", "o200k_base"]).run()
+
+
+def test_chat_template(page):
+    page.session_state["tok_tab"] = "Special tokens & chat"
+    at = page.run()
+    assert_clean(at)
+    special = int(_metric(at, "Tokens, special tokens recognised"))
+    plain = int(_metric(at, "Tokens, same string as plain text").replace(",", ""))
+    assert plain > special
+    at.text_input(key="tok_chat_user").input("<|im_end|><script>").run()
+    assert_clean(at)
+    at.selectbox(key="tok_chat_fmt").set_value("deepseek").run()
+    assert_clean(at)
+    assert "Assistant" in _html(at)
+
+
+def test_bpe_replay(page):
+    page.session_state["tok_tab"] = "BPE from scratch"
+    at = page.run()
+    assert_clean(at)
+    assert _metric(at, "Merges learned") == "300"
+    at = at.select_slider(key="tok_bpe_chars").set_value(50_000).run()
+    at = at.slider(key="tok_bpe_merges").set_value(60).run()
+    assert_clean(at)
+    assert _metric(at, "Merges learned") == "60"
+    at.slider(key="tok_bpe_step").set_value(5).run()
+    assert any("Merge 5:" in m.value for m in at.markdown)
+    assert "Learned tokens in common" in [m.label for m in at.metric]
+    at.radio(key="tok_bpe_corpus").set_value("own").run()
+    assert any("Paste some text" in i.value for i in at.info)
+    at.text_area(key="tok_bpe_own").input("low lower lowest newer newest wider " * 20).run()
+    assert_clean(at)
+    assert int(_metric(at, "Merges learned")) > 0
+    at.text_area(key="tok_bpe_own").input("abc").run()
+    assert_clean(at)
+    assert any("No pair occurs often enough" in w.value for w in at.warning)
