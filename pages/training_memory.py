@@ -1,0 +1,574 @@
+"""Training memory: ZeRO, activations and checkpointing, mixed precision and FP8 — calculated, then measured."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import cache, ui
+from core import distributed as zd
+from core import fp8
+from core import measure as ms
+from core import memory as mem
+from core.configs import PRESETS
+
+GIB = mem.GIB
+PART_LABELS = {"params": "Parameters", "grads": "Gradients", "optimizer": "Optimizer states",
+               "activations": "Activations", "kv_cache": "KV cache"}
+PART_COLORS = {"params": ui.PALETTE[0], "grads": ui.PALETTE[1], "optimizer": ui.PALETTE[2],
+               "activations": ui.PALETTE[3], "kv_cache": ui.PALETTE[4]}
+RECIPE_LABELS = {"fp32": "fp32 (4+4+8 B/param)", "mixed-adam": "mixed 16-bit + fp32 master (2+2+12)",
+                 "bf16": "pure bf16 (2+2+4)", "fp8-deepseek": "DeepSeek-V3 FP8 (1+4+8)"}
+STRATEGY_LABELS = {"none": "none (store everything)", "selective": "selective (attention core)",
+                   "full": "full (every layer)", "sqrt": "√n segments (Chen et al.)"}
+ROLE_STYLE = {  # checkpoint diagram: role -> (label, color, symbol)
+    "kept": ("activations kept", ui.PALETTE[2], "circle"),
+    "input kept": ("only the input kept (checkpoint)", ui.PALETTE[0], "square"),
+    "dropped": ("activations dropped", "#CED4DA", "circle-open"),
+    "partly recomputed": ("kept except the attention core", ui.PALETTE[5], "circle"),
+    "recomputed": ("forward run again", ui.PALETTE[3], "diamond"),
+    "backward": ("backward", ui.PALETTE[8], "circle"),
+}
+DEFAULT_TEXT = ("The Transformer replaces recurrence with attention. Training it keeps every "
+                "layer's activations until the backward pass needs them, which is why memory, "
+                "not arithmetic, often decides how large a batch or a context can be.")
+
+ui.page_header(
+    "Training memory",
+    "What one GPU holds while a model trains — **parameters, gradients, optimizer states, "
+    "activations, KV cache** — from the ZeRO and Megatron papers' formulas, for real model "
+    "configs. Then the **Measure it** tab runs a real transformer and real `torch.distributed` "
+    "workers on this machine and puts the bytes they actually keep beside the prediction.",
+)
+device = cache.device_name()
+
+
+# ---------------------------------------------------------------- state (URL <-> widgets)
+def init_state() -> list[str]:
+    """Fill missing widget values from the URL (validated in core); returns the URL's problems."""
+    items = tuple(sorted((str(k), str(v)) for k, v in st.query_params.to_dict().items()))
+    plan, problems = cache.tm_plan_from_query(items)
+    for field in mem.plan_fields():
+        st.session_state.setdefault(f"tm_{field}", getattr(plan, field))
+    return problems
+
+
+def plan_widgets() -> mem.TrainingPlan:
+    """The knobs; returns the plan they describe."""
+    c = st.columns(4)
+    c[0].selectbox("Model", mem.PRESET_CHOICES, key="tm_preset",
+                   format_func=lambda k: PRESETS[k].name if k in PRESETS else "Custom…")
+    c[1].selectbox("Precision recipe", list(mem.RECIPES), key="tm_recipe", format_func=RECIPE_LABELS.get,
+                   help="\n".join(f"- **{RECIPE_LABELS[k]}**: {r.label}; {r.source}." for k, r in mem.RECIPES.items()))
+    c[2].select_slider("ZeRO stage", options=list(mem.ZERO_STAGES), key="tm_zero_stage",
+                       help="0: replicate all · 1: shard optimizer states · 2: + gradients · 3: + parameters")
+    c[3].number_input("Data-parallel GPUs (N)", 1, mem.MAX_DP, step=1, key="tm_dp")
+    c = st.columns(4)
+    c[0].number_input("Micro-batch (sequences)", 1, mem.MAX_BATCH, step=1, key="tm_micro_batch")
+    c[1].number_input("Sequence length (tokens)", 1, mem.MAX_SEQ, step=512, key="tm_seq")
+    c[2].number_input("Tensor-parallel degree (t)", 1, mem.MAX_TP, step=1, key="tm_tp")
+    c[3].selectbox("Activation checkpointing", mem.CHECKPOINT_STRATEGIES, key="tm_recompute",
+                   format_func=STRATEGY_LABELS.get)
+    c = st.columns(4)
+    c[0].toggle("Sequence parallelism", key="tm_sp", help="Needs t > 1 (Korthikanti et al. section 4.2.2).")
+    c[1].toggle("FlashAttention", key="tm_flash", help="No s×s attention matrix is stored.")
+    c[2].toggle("Dropout", key="tm_dropout", help="The paper's layer has dropout; Llama-style training does not.")
+    c[3].toggle("Offload optimizer to CPU", key="tm_offload", help="ZeRO-Offload: optimizer states in host memory.")
+    with st.expander("KV cache (generation on the same GPU, e.g. RL rollouts) and custom model"):
+        c = st.columns(4)
+        c[0].number_input("Concurrent requests", 0, mem.MAX_KV_REQUESTS, step=1, key="tm_kv_requests")
+        c[1].number_input("Tokens per request", 1, mem.MAX_SEQ, step=1024, key="tm_kv_context")
+        st.caption("Custom model (used when Model is *Custom…*): a Llama-style decoder.")
+        c = st.columns(6)
+        for col, (field, label, hi) in zip(c, (
+                ("hidden", "Hidden", mem.MAX_HIDDEN), ("layers", "Layers", mem.MAX_LAYERS),
+                ("heads", "Heads", mem.MAX_HEADS), ("kv_heads", "KV heads", mem.MAX_HEADS),
+                ("ffn", "MLP width", mem.MAX_FFN), ("vocab", "Vocabulary", mem.MAX_VOCAB)), strict=True):
+            col.number_input(label, 1, hi, step=1, key=f"tm_{field}")
+    return mem.TrainingPlan(**{f: st.session_state[f"tm_{f}"] for f in mem.plan_fields()})
+
+
+# ---------------------------------------------------------------- per GPU
+def stage_figure(plan: mem.TrainingPlan) -> go.Figure:
+    """One stacked bar per ZeRO stage at this N, against common GPU capacities."""
+    from dataclasses import replace
+
+    results = [cache.tm_plan_memory(replace(plan, zero_stage=s)) for s in mem.ZERO_STAGES]
+    names = [f"ZeRO-{s}" + (" (yours)" if s == plan.zero_stage else "") for s in mem.ZERO_STAGES]
+    fig = go.Figure()
+    for part, label in PART_LABELS.items():
+        values = [r["parts"][part] / GIB for r in results]
+        if part == "kv_cache" and not any(values):
+            continue
+        fig.add_bar(x=names, y=values, name=label, marker_color=PART_COLORS[part],
+                    hovertemplate="%{x}: %{y:,.2f} GiB<extra>" + label + "</extra>")
+    add_capacities(fig)
+    fig.update_layout(barmode="stack", legend={"traceorder": "normal"})
+    ui.style_figure(fig, x_title=f"ZeRO stage at N = {plan.dp:,} data-parallel GPUs",
+                    y_title="memory per GPU (GiB)", height=430)
+    return fig.update_layout(margin={"r": 60})
+
+
+def add_capacities(fig: go.Figure, log_y: bool = False) -> None:
+    """Dotted lines at common GPU sizes, labelled in the right margin (clear of the data).
+    Plotly places annotations on a log axis in log10 units; shapes take data values."""
+    for cap in mem.GPU_CAPACITIES_GIB:
+        fig.add_hline(y=cap, line_dash="dot", line_color="#868E96")
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=math.log10(cap) if log_y else cap,
+                           yref="y", showarrow=False, text=f" {cap} GB",
+                           font={"size": 11, "color": "#868E96"})
+
+
+def log_axes(fig: go.Figure, xs) -> None:
+    """Log-log with the swept values as x ticks and powers of ten on y."""
+    xs = sorted({int(x) for x in xs})
+    fig.update_xaxes(type="log", tickvals=xs, ticktext=[f"{x:,}" for x in xs])
+    fig.update_yaxes(type="log", dtick=1)
+
+
+def breakdown_rows(plan: mem.TrainingPlan, result: dict) -> list[dict]:
+    rec, acts = mem.RECIPES[plan.recipe], result["activations"]
+    n, t = " / N", " / t" if plan.tp > 1 else ""
+    rows = [
+        ("Parameters", result["parts"]["params"], f"{rec.param_bytes:g} B × Ψ{n if plan.zero_stage >= 3 else ''}{t}"),
+        ("Gradients", result["parts"]["grads"], f"{rec.grad_bytes:g} B × Ψ{n if plan.zero_stage >= 2 else ''}{t}"),
+        ("Optimizer states", result["parts"]["optimizer"],
+         "in host memory" if plan.offload else f"K = {rec.optimizer_bytes:g} B × Ψ{n if plan.zero_stage >= 1 else ''}{t}"),
+        ("Activations: layers (kept for backward)", acts["stored"], f"{plan.recompute}: L layers"),
+        ("Activations: recompute working set", acts["peak_layers"] - acts["stored"], "one segment, in backward"),
+        ("Activations: output head + fp32 logits", acts["head"], "4sbh/t (1 + v/h)"),
+        ("Activations: embedding dropout mask", acts["embedding"], "sbh" if plan.dropout else "no dropout"),
+        ("KV cache", result["parts"]["kv_cache"], f"{plan.kv_requests:,} × {plan.kv_context:,} tokens"),
+        ("Total on the GPU", result["total"], ""),
+        ("Offloaded to host memory", result["offloaded"], "per rank"),
+    ]
+    return [{"part": p, "bytes": b, "GiB": b / GIB, "GB": b / 1e9, "how": how} for p, b, how in rows]
+
+
+def render_per_gpu(plan: mem.TrainingPlan, result: dict) -> None:
+    c = st.columns(5)
+    c[0].metric("Parameters", ui.fmt_count(result["n_params"]),
+                help=f"active per token: {ui.fmt_count(result['n_active'])}")
+    c[1].metric("Per GPU", ui.fmt_bytes(result["total"], binary=True))
+    states = sum(result["parts"][k] for k in ("params", "grads", "optimizer"))
+    c[2].metric("Model states", ui.fmt_bytes(states, binary=True))
+    c[3].metric("Activations", ui.fmt_bytes(result["parts"]["activations"], binary=True))
+    fits = [cap for cap, ok in result["fits"].items() if ok]
+    c[4].metric("Smallest GPU that fits", f"{fits[0]} GB" if fits else "none ≤ 141 GB")
+    ui.plot(stage_figure(plan), key="tm_fig_stages")
+    for note in result["notes"]:
+        st.caption(f":material/info: {note}")
+    rows = breakdown_rows(plan, result)
+    table = pd.DataFrame(rows)[["part", "GiB", "GB", "how"]]
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"GiB": st.column_config.NumberColumn(format="%.3f"),
+                                "GB": st.column_config.NumberColumn(format="%.3f")})
+    doc = {"plan": mem.plan_to_query(plan), "model": result["model"], "n_params": result["n_params"],
+           "breakdown_bytes": {r["part"]: r["bytes"] for r in rows}}
+    c = st.columns(2)
+    c[0].download_button("Download CSV", pd.DataFrame(rows).to_csv(index=False), "training_memory.csv",
+                         "text/csv", key="tm_dl_csv")
+    c[1].download_button("Download JSON", json.dumps(doc, indent=1), "training_memory.json",
+                         "application/json", key="tm_dl_json")
+    with st.expander("Activations of one layer, term by term (Korthikanti et al. 2022, section 4.1)"):
+        terms = cache.tm_plan_terms(plan)
+        total = sum(t.bytes for t in terms) or 1.0
+        st.dataframe(pd.DataFrame([{"tensor": t.name, "block": t.block, "kind": t.kind,
+                                    "MiB per layer": t.bytes / 2**20, "share": t.bytes / total}
+                                   for t in terms]), hide_index=True, width="stretch",
+                     column_config={"MiB per layer": st.column_config.NumberColumn(format="%.2f"),
+                                    "share": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+
+
+# ---------------------------------------------------------------- sweeps
+def dp_figure(plan: mem.TrainingPlan) -> go.Figure:
+    df = pd.DataFrame(cache.tm_dp_sweep(plan))
+    fig = go.Figure()
+    for stage, part in df.groupby("zero_stage"):
+        fig.add_scatter(x=part["dp"], y=part["total"] / GIB, mode="lines+markers", name=f"ZeRO-{stage}",
+                        customdata=part["model_states"] / GIB,
+                        hovertemplate="N = %{x:,}: %{y:,.2f} GiB per GPU (model states "
+                                      "%{customdata:,.2f} GiB)<extra>ZeRO-" + str(stage) + "</extra>")
+    add_capacities(fig, log_y=True)
+    log_axes(fig, df["dp"])
+    ui.style_figure(fig, x_title="data-parallel GPUs N (log scale)",
+                    y_title="memory per GPU, activations included (GiB, log)", height=400)
+    return fig.update_layout(margin={"r": 60})
+
+
+def seq_figure(plan: mem.TrainingPlan) -> go.Figure:
+    df = pd.DataFrame(cache.tm_seq_sweep(plan))
+    fig = go.Figure()
+    for i, (label, part) in enumerate(df.groupby("strategy", sort=False)):
+        fig.add_scatter(x=part["seq"], y=part["activations"] / GIB, mode="lines+markers", name=label,
+                        line={"dash": "dot" if "Flash" in label else "solid",
+                              "color": ui.PALETTE[(i // 2) % len(ui.PALETTE)]},
+                        customdata=100 * part["recompute_fraction"],
+                        hovertemplate="%{x:,} tokens: %{y:,.2f} GiB, recompute +%{customdata:.1f} % "
+                                      "of step FLOPs<extra>" + label + "</extra>")
+    log_axes(fig, df["seq"])
+    return ui.style_figure(fig, x_title="sequence length (tokens, log scale)",
+                           y_title="activations per GPU (GiB, log)", height=430)
+
+
+# ---------------------------------------------------------------- checkpointing diagram
+def checkpoint_figure(layers: int, strategy: str) -> go.Figure:
+    layout = cache.tm_checkpoint_layout(layers, strategy)
+    xs, ys = [], []
+    for (x0, y0), (x1, y1) in layout["edges"]:
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#ADB5BD", "width": 1},
+                               hoverinfo="skip", showlegend=False))
+    nodes = pd.DataFrame(layout["nodes"], columns=["id", "x", "y", "role", "row", "layer"])
+    for role, part in nodes.groupby("role", sort=False):
+        label, color, symbol = ROLE_STYLE[role]
+        fig.add_scatter(x=part["x"], y=part["y"], mode="markers", name=label,
+                        marker={"color": color, "symbol": symbol, "size": 11 if layers <= 48 else 7,
+                                "line": {"color": color, "width": 2}},
+                        customdata=part["layer"] + 1,
+                        hovertemplate="layer %{customdata}: " + label + "<extra></extra>")
+    fig.update_yaxes(tickvals=[0, -1, -2], ticktext=["forward", "recompute", "backward"],
+                     range=[-2.6, 0.6])
+    return ui.style_figure(fig, x_title="layer (the chain, input → output)", y_title="pass",
+                           height=300)
+
+
+def render_checkpointing(plan: mem.TrainingPlan, result: dict) -> None:
+    cfg_layers = result["activations"]["plan"].layers
+    view = st.radio("Draw", ["yours", *mem.CHECKPOINT_STRATEGIES], horizontal=True, key="tm_ck_view",
+                    format_func=lambda k: f"your setting ({plan.recompute})" if k == "yours" else k)
+    strategy = plan.recompute if view == "yours" else view
+    st.markdown(f"**{STRATEGY_LABELS[strategy]}** along {cfg_layers} layers: the forward pass "
+                "runs left to right, the backward pass right to left; a layer whose activations "
+                "were dropped runs forward again (from the nearest kept input) just before its backward.")
+    ui.plot(checkpoint_figure(cfg_layers, strategy), key="tm_fig_ckpt")
+    rows = cache.tm_strategy_table(plan)
+    st.dataframe(pd.DataFrame([{
+        "strategy": STRATEGY_LABELS[r["strategy"]], "kept after forward (GiB)": r["stored"] / GIB,
+        "peak in backward, head included (GiB)": r["peak"] / GIB, "layers run again": r["recomputed_layers"],
+        "extra compute (share of step FLOPs)": r["recompute_fraction"]} for r in rows]),
+        hide_index=True, width="stretch",
+        column_config={"kept after forward (GiB)": st.column_config.NumberColumn(format="%.2f"),
+                       "peak in backward, head included (GiB)": st.column_config.NumberColumn(format="%.2f"),
+                       "extra compute (share of step FLOPs)": st.column_config.NumberColumn(format="percent")})
+    st.caption("Extra compute: recomputed forward FLOPs over one training step (forward + backward "
+               "= 3 forwards, output head included). Full recomputation costs one extra forward "
+               "(~33 %); √n segments skip the last segment; selective recomputation re-runs only "
+               "QKᵀ, softmax, dropout and ·V.")
+
+
+# ---------------------------------------------------------------- measure: activations
+def measure_widgets() -> tuple[ms.TinyGPTConfig, str]:
+    d = ms.TinyGPTConfig()
+    c = st.columns(5)
+    hidden = c[0].number_input("Hidden h", 8, ms.MAX_HIDDEN, d.hidden, step=64, key="tm_m_hidden")
+    heads = c[1].number_input("Heads a", 1, ms.MAX_HEADS, d.heads, key="tm_m_heads")
+    layers = c[2].number_input("Layers L", 1, ms.MAX_LAYERS, d.layers, key="tm_m_layers")
+    seq = c[3].number_input("Sequence s", 1, ms.MAX_SEQ, d.seq, step=64, key="tm_m_seq")
+    batch = c[4].number_input("Batch b", 1, ms.MAX_BATCH, d.batch, key="tm_m_batch")
+    c = st.columns(4)
+    dropout = c[0].number_input("Dropout", 0.0, 0.9, d.dropout, step=0.05, key="tm_m_dropout")
+    attention = c[1].selectbox("Attention", ms.ATTENTION_KINDS, key="tm_m_attention",
+                               format_func={"eager": "explicit softmax (paper)", "sdpa": "fused SDPA"}.get)
+    dtype = c[2].selectbox("dtype", ms.DTYPES, index=ms.DTYPES.index("bfloat16"), key="tm_m_dtype")
+    ckpt = c[3].selectbox("Checkpointing", ms.CHECKPOINT_MODES, key="tm_m_ckpt",
+                          format_func={"none": "none", "full": "every layer", "sqrt": "√n segments"}.get)
+    cfg = ms.TinyGPTConfig(hidden=int(hidden), heads=int(heads), layers=int(layers), seq=int(seq),
+                           batch=int(batch), dropout=float(dropout), attention=attention, dtype=dtype)
+    return cfg, ckpt
+
+
+def render_measurement(m: ms.ActivationMeasurement) -> None:
+    c = st.columns(4)
+    c[0].metric("Measured: saved for backward", ui.fmt_bytes(m.measured_bytes, binary=True))
+    c[1].metric("Paper formula (16-bit)", ui.fmt_bytes(m.predicted_paper, binary=True))
+    c[2].metric(f"Formula at {m.config.dtype}", ui.fmt_bytes(m.predicted_dtype, binary=True),
+                delta=f"measured {m.diff_vs_dtype:+.1%}", delta_color="off")
+    c[3].metric("Formula + what it leaves out", ui.fmt_bytes(m.predicted_explained, binary=True),
+                delta=f"measured {m.diff_vs_explained:+.2%}", delta_color="off")
+    cats = sorted(set(m.measured_by_category) | {k for k, v in m.predicted_by_category.items() if v})
+    fig = go.Figure()
+    fig.add_bar(x=cats, y=[m.predicted_by_category.get(k, 0) / 2**20 for k in cats], name="predicted",
+                hovertemplate="%{x}: %{y:,.2f} MiB<extra>predicted</extra>")
+    fig.add_bar(x=cats, y=[m.measured_by_category.get(k, 0) / 2**20 for k in cats], name="measured",
+                hovertemplate="%{x}: %{y:,.2f} MiB<extra>measured</extra>")
+    ui.plot(ui.style_figure(fig, x_title="what is saved", y_title="MiB", height=300), key="tm_fig_measure")
+    for line in m.explanation:
+        st.markdown(f"- {line}")
+    if m.cuda_peak_bytes is not None:
+        st.caption(f"CUDA allocator: {ui.fmt_bytes(m.cuda_held_bytes, binary=True)} held after the "
+                   f"forward pass, peak {ui.fmt_bytes(m.cuda_peak_bytes, binary=True)} over forward + "
+                   f"backward (predicted peak {ui.fmt_bytes(m.predicted_peak, binary=True)}).")
+    table = pd.DataFrame([{"category": k, "predicted_bytes": m.predicted_by_category.get(k, 0),
+                           "measured_bytes": m.measured_by_category.get(k, 0)} for k in cats])
+    st.download_button("Download predicted vs measured (CSV)", table.to_csv(index=False),
+                       "activations_measured.csv", "text/csv", key="tm_m_dl")
+    with st.expander(f"The {len(m.tensors)} largest of {m.n_saved} saved tensors"):
+        st.dataframe(pd.DataFrame([{"made by": t.producer, "shape": str(t.shape), "dtype": t.dtype,
+                                    "KiB": t.nbytes / 1024, "category": t.category} for t in m.tensors]),
+                     hide_index=True, width="stretch")
+
+
+def render_recorded() -> None:
+    docs = cache.tm_recorded_results()
+    if not docs:
+        st.caption("No recorded benchmark yet (run `python -m bench.memory`).")
+        return
+    for doc in docs:
+        with st.expander(f"Recorded: bench/memory on {doc['meta']['device'].get('name', '?')}"):
+            st.caption(ui.recorded_caption(doc["meta"]))
+            st.dataframe(pd.DataFrame(doc.get("activations", [])), hide_index=True, width="stretch")
+            for line in doc.get("summary", []):
+                st.markdown(f"- {line}")
+
+
+# ---------------------------------------------------------------- measure: ZeRO workers
+def zero_widgets() -> zd.ZeroRunConfig:
+    c = st.columns(4)
+    world = c[0].number_input("Ranks (world size)", 1, zd.MAX_WORLD, 2, key="tm_z_world")
+    hidden = c[1].number_input("Hidden", 8, zd.MAX_RUN_HIDDEN, 128, step=64, key="tm_z_hidden")
+    layers = c[2].number_input("Layers", 1, zd.MAX_RUN_LAYERS, 2, key="tm_z_layers")
+    steps = c[3].number_input("Steps per strategy", 1, zd.MAX_STEPS, 3, key="tm_z_steps")
+    c = st.columns([3, 1, 1])
+    strategies = c[0].multiselect("Strategies", zd.STRATEGIES, default=list(zd.STRATEGIES),
+                                  format_func=zd.STRATEGY_LABELS.get, key="tm_z_strategies")
+    devices = ["cpu", "cuda"] if device.startswith("cuda") else ["cpu"]
+    dev = c[1].selectbox("Ranks on", devices, key="tm_z_device",
+                         format_func={"cpu": "CPU (gloo)", "cuda": "GPUs (NCCL)"}.get)
+    limit = c[2].number_input("Time limit (s)", 5, int(zd.MAX_TIME_LIMIT_S), 180, key="tm_z_limit")
+    model = ms.TinyGPTConfig(vocab=512, hidden=int(hidden), heads=4, layers=int(layers), seq=64,
+                             batch=2, dropout=0.0)
+    return zd.ZeroRunConfig(world_size=int(world), strategies=tuple(strategies), model=model,
+                            steps=int(steps), device=dev, time_limit_s=float(limit))
+
+
+def zero_figure(summary: list[dict]) -> go.Figure:
+    """Predicted (light) vs measured (solid) bytes per rank: one panel per model state."""
+    from plotly.subplots import make_subplots
+
+    parts = ("params", "grads", "optimizer")
+    fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=("parameters", "gradients", "optimizer states"))
+    names = [{"ddp": "DDP", "zero1": "ZeRO-1", "zero2": "FSDP ≈Z2", "zero3": "FSDP Z3"}[r["strategy"]]
+             for r in summary]
+    for col, part in enumerate(parts, start=1):
+        for kind, color, opacity in (("predicted", ui.PALETTE[8], 0.5), ("measured", ui.PALETTE[0], 1.0)):
+            fig.add_bar(x=names, y=[r[f"{part}_{kind}"] / 2**20 for r in summary], name=kind,
+                        marker_color=color, opacity=opacity, showlegend=col == 1, legendgroup=kind,
+                        hovertemplate="%{x}: %{y:,.3f} MiB<extra>" + f"{part} {kind}" + "</extra>",
+                        row=1, col=col)
+    fig.update_layout(barmode="group")
+    ui.style_figure(fig, y_title=None, height=380)
+    fig.update_layout(legend={"y": 1.12}, margin={"t": 70})
+    fig.update_yaxes(title_text="MiB per rank (mean over ranks)", row=1, col=1)
+    fig.update_xaxes(title_text="strategy", row=1, col=2)
+    return fig
+
+
+def render_zero(result: zd.ZeroRunResult) -> None:
+    summary = result.summary()
+    st.caption(f"{result.config.world_size} rank(s), backend {result.backend}, "
+               f"{result.n_params:,} parameters, {result.wall_s:.1f} s including start-up; "
+               "prediction: recipe fp32 (4 + 4 + 8 bytes/param) with dp = world size.")
+    ui.plot(zero_figure(summary), key="tm_fig_zero")
+    rows = []
+    for r in summary:
+        for part in ("params", "grads", "optimizer"):
+            pred, meas = r[f"{part}_predicted"], r[f"{part}_measured"]
+            rows.append({"strategy": r["label"], "state": part, "predicted MiB": pred / 2**20,
+                         "measured MiB (mean)": meas / 2**20, "largest rank MiB": r[f"{part}_max_rank"] / 2**20,
+                         "difference": (meas - pred) / pred})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 3,
+                 column_config={"difference": st.column_config.NumberColumn(format="percent")})
+    if any(r["strategy"] == "zero2" for r in summary):
+        held = next(r["params_held_after_forward"] for r in summary if r["strategy"] == "zero2")
+        st.caption(f"FSDP shards parameters at rest even without re-sharding; the ZeRO-2 behaviour "
+                   f"shows between forward and backward, when each rank holds "
+                   f"{ui.fmt_bytes(held, binary=True)} of parameters (its shard + the gathered copy).")
+    losses = {r["strategy"]: r["losses"][-1] for r in result.rows if r["rank"] == 0}
+    st.caption("Rank 0's last loss per strategy (same data and seed, so they should agree): "
+               + ", ".join(f"{k} {v:.5f}" for k, v in losses.items()))
+    with st.expander("Per rank"):
+        st.dataframe(pd.DataFrame([{k: v for k, v in r.items() if k != "losses"} for r in result.rows]),
+                     hide_index=True, width="stretch")
+    st.download_button("Download the run (JSON)", json.dumps({"summary": summary, "rows": list(result.rows)},
+                                                             indent=1), "zero_run.json",
+                       "application/json", key="tm_z_dl")
+
+
+TORCHRUN = """# the same workers across machines (NCCL, one GPU per rank); results land in --out
+torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \\
+    --rdzv-endpoint host0:29500 -m core.zero_worker --hidden 1024 --layers 8 --out runs/zero
+# on host1 the same with --node-rank 1; on one machine: torchrun --nproc-per-node 4 -m core.zero_worker ..."""
+
+
+# ---------------------------------------------------------------- FP8
+def fp8_source() -> tuple[str, tuple]:
+    c = st.columns([2, 1])
+    source = c[0].selectbox("Tensor", ("synthetic", "weight", "minilm"), key="tm_f_source", format_func={
+        "synthetic": "Synthetic activations with outlier channels",
+        "weight": "A real MiniLM weight matrix", "minilm": "Real MiniLM hidden states on your text"}.get)
+    c[1].radio("FP8 format", list(fp8.FORMATS), key="tm_f_fmt", horizontal=True)
+    c = st.columns(4)
+    if source == "synthetic":
+        return source, (int(c[0].number_input("Tokens", 1, fp8.MAX_TOKENS, 512, key="tm_f_tokens")),
+                        int(c[1].number_input("Channels", 1, fp8.MAX_CHANNELS, 1024, key="tm_f_channels")),
+                        int(c[2].number_input("Outlier channels", 0, fp8.MAX_CHANNELS, 4, key="tm_f_nout")),
+                        float(c[3].number_input("Outlier scale", 1.0, 1e4, 100.0, key="tm_f_scale")))
+    if source == "weight":
+        names = cache.tm_minilm_weight_names()
+        default = names.index("encoder.layer.0.intermediate.dense.weight")
+        return source, (c[0].selectbox("Matrix", names, index=default, key="tm_f_weight"),)
+    text = st.text_area("Text", DEFAULT_TEXT, max_chars=fp8.MAX_TEXT_CHARS, key="tm_f_text")
+    return source, (text, int(c[0].slider("After layer", 0, 6, 3, key="tm_f_layer")))
+
+
+def fp8_figures(results: list, fmt: str) -> tuple[go.Figure, go.Figure]:
+    limits = fp8.format_limits(fmt)
+    hist, err = go.Figure(), go.Figure()
+    for i, r in enumerate(results):
+        label, color = fp8.SCHEME_LABELS[r.scheme], ui.PALETTE[i]
+        mids = [(a + b) / 2 for a, b in zip(r.log2_edges[:-1], r.log2_edges[1:], strict=True)]
+        hist.add_scatter(x=mids, y=r.log2_counts, mode="lines", line_shape="hvh", name=label,
+                         line_color=color, hovertemplate="log2 = %{x:.1f}: %{y:,} values<extra>" + label + "</extra>")
+        emids = [(a + b) / 2 for a, b in zip(r.rel_err_edges[:-1], r.rel_err_edges[1:], strict=True)]
+        err.add_scatter(x=emids, y=r.rel_err_counts, mode="lines", line_shape="hvh", name=label,
+                        line_color=color, hovertemplate="log10 = %{x:.2f}: %{y:,} values<extra>" + label + "</extra>")
+    hist.add_vrect(x0=math.log2(limits["min_subnormal"]), x1=math.log2(limits["min_normal"]),
+                   fillcolor="#FAB005", opacity=0.12, line_width=0, annotation_text="subnormal")
+    hist.add_vrect(x0=math.log2(limits["min_normal"]), x1=math.log2(limits["max"]),
+                   fillcolor="#12B886", opacity=0.10, line_width=0, annotation_text=f"{fmt} normal range")
+    ui.style_figure(hist, x_title="log2(|x| / scale) — where each value lands in FP8's range",
+                    y_title="values (count)", height=340)
+    ui.style_figure(err, x_title="log10 relative error per value (exact: 1e-8; flushed to zero: 0)",
+                    y_title="values (count, log)", height=300)
+    err.update_yaxes(type="log")
+    return hist, err
+
+
+def render_fp8() -> None:
+    source, params = fp8_source()
+    fmt = st.session_state["tm_f_fmt"]
+    bar = st.empty()
+    if source == "minilm":
+        bar.caption("Loading all-MiniLM-L6-v2 (first time only)…")
+    shape, results = cache.tm_fp8_analysis(source, fmt, params, device)
+    bar.empty()
+    st.caption(f"Tensor of shape {shape[0]:,} × {shape[1]:,}; scales are online amax / {fp8.format_limits(fmt)['max']:g}.")
+    st.dataframe(pd.DataFrame([{
+        "scaling": fp8.SCHEME_LABELS[r.scheme], "relative error (‖x−x̂‖/‖x‖)": r.stats["rel_error"],
+        "SNR (dB)": r.stats["snr_db"], "non-zeros flushed to 0": r.stats["flushed_to_zero"],
+        "max |error|": r.stats["max_abs_error"], "bytes per value (with scales)": r.bytes_per_value,
+        "scales": r.n_scales} for r in results]), hide_index=True, width="stretch",
+        column_config={"non-zeros flushed to 0": st.column_config.NumberColumn(format="percent"),
+                       "relative error (‖x−x̂‖/‖x‖)": st.column_config.NumberColumn(format="%.4f"),
+                       "SNR (dB)": st.column_config.NumberColumn(format="%.1f")})
+    hist, err = fp8_figures(results, fmt)
+    ui.plot(hist, key="tm_fig_fp8_hist")
+    ui.plot(err, key="tm_fig_fp8_err")
+    st.dataframe(pd.DataFrame(fp8.finfo_table()), hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------- the page
+problems = init_state()
+for problem in problems:
+    st.warning(problem, icon=":material/link_off:")
+plan = plan_widgets()
+result = None
+with ui.guard():
+    result = cache.tm_plan_memory(plan)
+    st.query_params.from_dict(mem.plan_to_query(plan))
+
+tab_gpu, tab_sweeps, tab_ckpt, tab_measure, tab_fp8 = st.tabs(
+    ["Per GPU", "Sweeps", "Checkpointing", "Measure it", "FP8"])
+with tab_gpu:
+    if result is None:
+        st.info("Fix the settings above to see the breakdown.")
+    else:
+        with ui.guard():
+            render_per_gpu(plan, result)
+with tab_sweeps:
+    if result is not None:
+        with ui.guard():
+            ui.plot(dp_figure(plan), key="tm_fig_dp")
+            st.caption("Per-GPU memory (activations included) as data-parallel GPUs are added: "
+                       "ZeRO-0 never shrinks, ZeRO-3 shrinks model states as 16Ψ/N.")
+        with ui.guard():
+            ui.plot(seq_figure(plan), key="tm_fig_seq")
+            st.caption("Without FlashAttention or recomputation the 5as²b attention term makes "
+                       "activations grow with the square of the sequence length.")
+with tab_ckpt:
+    if result is not None:
+        with ui.guard():
+            render_checkpointing(plan, result)
+with tab_measure:
+    st.subheader("Activations of a real transformer on this device")
+    st.caption("A GPT-style model (pre-LayerNorm, 4h GELU MLP, dropout: the paper's layer) runs "
+               "forward once; every tensor autograd saves is counted through "
+               "`torch.autograd.graph.saved_tensors_hooks` (each storage once).")
+    with ui.guard():
+        cfg, ckpt = measure_widgets()
+        if st.button("Measure activations", key="tm_m_run", type="primary"):
+            bar = st.progress(0.0)
+            st.session_state["tm_m_result"] = cache.tm_measure_activations(
+                cfg, ckpt, device, _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
+            bar.empty()
+    with ui.guard():
+        if "tm_m_result" in st.session_state:
+            render_measurement(st.session_state["tm_m_result"])
+        render_recorded()
+    st.subheader("ZeRO stages across real torch.distributed workers")
+    st.caption("Separate processes (gloo on CPU, NCCL on GPUs) train a small GPT a few steps per "
+               "strategy and report the bytes each rank holds. A rank that fails or hangs past the "
+               "time limit is stopped, with its process group, and reported.")
+    with ui.guard():
+        zcfg = zero_widgets()
+        if st.button("Run distributed workers", key="tm_z_run", type="primary"):
+            bar = st.progress(0.0)
+            st.session_state["tm_z_result"] = cache.tm_run_zero(
+                zcfg, _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
+            bar.empty()
+    with ui.guard():
+        if "tm_z_result" in st.session_state:
+            render_zero(st.session_state["tm_z_result"])
+    st.code(TORCHRUN, language="bash")
+with tab_fp8:
+    st.caption("DeepSeek-V3 quantizes activations per 1×128 tile and weights per 128×128 block "
+               "(report section 3.3.2), so one outlier only coarsens its own group.")
+    with ui.guard():
+        render_fp8()
+
+ui.page_footer(
+    "**Per GPU**: each bar is one GPU under a ZeRO stage at your N; dotted lines are 24, 40, 80 and "
+    "141 GB cards (usable memory is a little less: CUDA context, allocator fragmentation). Model "
+    "states follow ZeRO's formulas — with Ψ parameters and K optimizer bytes per parameter, stage 1 "
+    "keeps 4Ψ + KΨ/N, stage 2 2Ψ + (2+K)Ψ/N, stage 3 (4+K)Ψ/N for 16-bit mixed precision. "
+    "Activations follow Korthikanti et al.: sbh(34 + 5as/h) bytes per layer, split by tensor and "
+    "sequence parallelism and cut by recomputation; the output head adds fp32 logits, 4sbv/t. "
+    "**Sweeps** are log-log. **Checkpointing** shows which layers keep what, and the forward work "
+    "repeated in the backward pass. **Measure it** counts what a real model saved, with the "
+    "difference explained; the distributed run shows real per-rank bytes. **FP8** shows why "
+    "fine-grained scales matter: with one scale for the whole tensor, small values sink into "
+    "FP8's subnormals or to zero. Settings live in the URL: copy it to share.",
+    [
+        ("Rajbhandari et al. 2020, ZeRO, section 3.1 and Figure 1", "https://arxiv.org/abs/1910.02054"),
+        ("Korthikanti et al. 2022, Reducing Activation Recomputation, section 4 and Table 2",
+         "https://arxiv.org/abs/2205.05198"),
+        ("Chen et al. 2016, Training Deep Nets with Sublinear Memory Cost, section 4",
+         "https://arxiv.org/abs/1604.06174"),
+        ("Dao et al. 2022, FlashAttention, section 3.1", "https://arxiv.org/abs/2205.14135"),
+        ("Ren et al. 2021, ZeRO-Offload", "https://arxiv.org/abs/2101.06840"),
+        ("DeepSeek-AI 2024, DeepSeek-V3 Technical Report, sections 3.3.2-3.3.3",
+         "https://arxiv.org/abs/2412.19437"),
+        ("Micikevicius et al. 2022, FP8 Formats for Deep Learning, section 3",
+         "https://arxiv.org/abs/2209.05433"),
+        ("Dettmers et al. 2022, LLM.int8(), section 3 (outlier features)", "https://arxiv.org/abs/2208.07339"),
+        ("Zhao et al. 2023, PyTorch FSDP", "https://arxiv.org/abs/2304.11277"),
+        ("PyTorch: ZeroRedundancyOptimizer", "https://pytorch.org/docs/stable/distributed.optim.html"),
+    ],
+)
