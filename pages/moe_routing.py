@@ -1,0 +1,539 @@
+"""MoE routing: DeepSeekMoE with auxiliary-loss-free load balancing, trained live.
+
+Three small character-level MoE language models (same initial weights, same batches) are
+trained on gensim's Wikipedia sample with no balancing, a conventional auxiliary loss, and
+DeepSeek-V3's bias update; the page shows their loss, load imbalance, expert load and bias
+over training, how each routes the user's text, what each expert prefers, and what routing
+means at DeepSeek-V3's real scale. Models and analyses live in core/moe.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.colors as pc
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from app import cache, ui
+from core import moe
+
+TITLE = "MoE routing"
+DEFAULT_TEXT = ("Mixture-of-experts models send each token to a few specialists. "
+                "In 1969, Apollo 11 landed on the Moon.")
+
+ui.page_header(
+    TITLE,
+    "A **DeepSeekMoE** layer (shared + fine-grained routed experts, sigmoid affinities, top-k) "
+    "inside a small language model, **trained live** on a Wikipedia sample three ways: no "
+    "balancing, an auxiliary loss, and DeepSeek-V3's **auxiliary-loss-free bias**. See how "
+    "load balance, loss and routing differ, and what routing means at 671 B parameters.",
+)
+device = cache.device_name()
+
+
+# ============================================================== helpers (formatting only)
+def visible(ch: str) -> str:
+    """A character as a label: space, newline and tab made visible."""
+    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
+
+
+def expert_colors(n: int) -> list[str]:
+    """n distinguishable colours (qualitative palettes, then evenly spaced hues)."""
+    base = list(ui.PALETTE) + pc.qualitative.Dark24 + pc.qualitative.Light24
+    if n <= len(base):
+        return base[:n]
+    return [f"hsl({int(360 * i / n)}, 70%, 50%)" for i in range(n)]
+
+
+def text_on(color: str) -> str:
+    """Black or white text, whichever reads better on ``color`` (hex colours)."""
+    if not color.startswith("#") or len(color) != 7:
+        return "#fff"
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
+
+
+def describe(cfg: moe.TrainConfig) -> str:
+    m = cfg.moe
+    groups = f", {m.n_groups} groups (≤ {m.topk_groups} per token)" if m.n_groups > 1 else ""
+    return (f"{m.n_routed} routed + {m.n_shared} shared experts, top-{m.top_k}{groups}, "
+            f"{cfg.n_layers} layers, width {m.d_model}, {cfg.steps} steps of "
+            f"{cfg.batch}×{cfg.seq_len} characters")
+
+
+def layer_options(n_layers: int, with_mean: bool = False) -> list:
+    return (["mean"] if with_mean else []) + list(range(n_layers))
+
+
+def layer_label(layer) -> str:
+    return "Mean over layers" if layer == "mean" else f"Layer {layer + 1}"
+
+
+# ============================================================== settings
+def settings() -> moe.TrainConfig | None:
+    """Widgets -> a validated TrainConfig (core checks every value), or None with a message."""
+    with st.expander("Settings", expanded=True, icon=":material/tune:"):
+        c = st.columns(5)
+        experts = c[0].number_input("Routed experts", 0, 256, 16, key="moe_experts")
+        top_k = c[1].number_input("Top-k", 0, 64, 2, key="moe_topk")
+        shared = c[2].number_input("Shared experts", 0, 16, 1, key="moe_shared")
+        groups = c[3].number_input("Expert groups", 1, 64, 1, key="moe_groups",
+                                   help="Group-limited routing (V3: 8 groups, one per node).")
+        topk_groups = c[4].number_input("Groups per token", 1, 64, 1, key="moe_topk_groups")
+        c = st.columns(5)
+        gamma = c[0].number_input("Bias speed γ", -1.0, 1.0, 0.01, 0.001, format="%.4f",
+                                  key="moe_gamma", help="Aux-free run: b_i moves by γ per step.")
+        alpha = c[1].number_input("Aux-loss weight α", -1.0, 10.0, 0.01, 0.001, format="%.4f",
+                                  key="moe_alpha", help="Auxiliary-loss run: α·N·Σ f_i P_i.")
+        seq_alpha = c[2].number_input("Sequence-wise α", -1.0, 1.0, 1e-4, 1e-4, format="%.5f",
+                                      key="moe_seq_alpha", help="V3's small per-sequence loss (aux-free run).")
+        route_scale = c[3].number_input("Route scale", 0.0, 20.0, 1.0, 0.5, key="moe_route_scale",
+                                        help="Gates of a token sum to this (V3: 2.5).")
+        steps = c[4].slider("Steps per mode", 10, moe.MAX_STEPS, 150, 10, key="moe_steps")
+        with st.expander("Model and optimiser", icon=":material/settings:"):
+            c = st.columns(6)
+            layers = c[0].number_input("Layers", 1, 12, 2, key="moe_layers")
+            width = c[1].selectbox("Width", [32, 64, 128, 256], index=1, key="moe_width")
+            hidden = c[2].selectbox("Expert width", [16, 32, 64, 128], index=1, key="moe_hidden")
+            seq_len = c[3].selectbox("Context", [32, 64, 128, 256], index=1, key="moe_seq")
+            batch = c[4].selectbox("Batch", [8, 16, 32, 64], index=1, key="moe_batch")
+            lr = c[5].number_input("Learning rate", 0.0, 1.0, 1e-3, 1e-4, format="%.4f", key="moe_lr")
+    layer = moe.MoEConfig(d_model=width, n_routed=experts, n_shared=shared, top_k=top_k,
+                          expert_hidden=hidden, n_groups=groups, topk_groups=topk_groups,
+                          route_scale=route_scale)
+    return moe.TrainConfig(moe=layer, alpha=alpha, gamma=gamma, seq_alpha=seq_alpha,
+                           n_layers=layers, seq_len=seq_len, batch=batch, steps=steps, lr=lr)
+
+
+def train_button(cfg: moe.TrainConfig) -> None:
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    clicked = left.button("Train the three modes", key="moe_train", type="primary",
+                          icon=":material/play_arrow:")
+    right.caption(f"{describe(cfg)} · on **{device}** · the default takes about a minute on "
+                  "2 CPU cores (3 × 150 steps); results are cached by configuration.")
+    if not clicked:
+        return
+    bar, wait = st.progress(0.0, text="Starting…"), st.empty()
+    result = cache.moe_comparison(cfg, device, _progress=ui.progress_callback(bar),
+                                  _on_wait=ui.wait_callback(wait))
+    bar.empty()
+    wait.empty()
+    st.session_state["moe_comparison"] = result
+
+
+# ============================================================== tab: training
+def run_label(mode: str) -> str:
+    return moe.MODE_LABELS.get(mode, mode)
+
+
+def smooth(y: np.ndarray, beta: float = 0.9) -> np.ndarray:
+    """Bias-corrected exponential moving average (display only)."""
+    out, avg = np.empty_like(y, dtype=np.float64), 0.0
+    for i, v in enumerate(y):
+        avg = beta * avg + (1 - beta) * float(v)
+        out[i] = avg / (1 - beta ** (i + 1))
+    return out
+
+
+def training_metrics(comp) -> None:
+    cols = st.columns(len(comp.runs))
+    for col, (mode, run) in zip(cols, comp.runs.items(), strict=True):
+        h = run.history
+        tail = max(1, len(h.max_vio) // 10)
+        with col.container(border=True):
+            st.markdown(f"**{run_label(mode)}**")
+            a, b = st.columns(2)
+            a.metric("Held-out loss", f"{h.val_loss[-1]:.3f}", help="nats per character")
+            b.metric("MaxVio (last 10 %)", f"{h.max_vio[-tail:].mean():.2f}",
+                     help="max load / mean load − 1 over each step's batch; 0 = balanced")
+            st.caption(f"{ui.fmt_count(h.tokens_per_s)} tokens/s · {h.seconds:.1f} s of steps")
+
+
+def loss_figure(comp) -> go.Figure:
+    fig = go.Figure()
+    for i, (mode, run) in enumerate(comp.runs.items()):
+        h, color = run.history, ui.PALETTE[i]
+        steps = np.arange(1, len(h.loss) + 1)
+        fig.add_scatter(x=steps, y=smooth(h.loss), name=f"{run_label(mode)} (train, smoothed)",
+                        line={"color": color}, hovertemplate="step %{x}: %{y:.3f} nats<extra></extra>")
+        fig.add_scatter(x=h.eval_steps, y=h.val_loss, name=f"{run_label(mode)} (held out)",
+                        mode="lines+markers", line={"color": color, "dash": "dot"},
+                        hovertemplate="step %{x}: held-out %{y:.3f} nats<extra></extra>")
+    return ui.style_figure(fig, x_title="training step", y_title="cross-entropy (nats per character)",
+                           height=380)
+
+
+def maxvio_figure(comp, layer) -> go.Figure:
+    fig = go.Figure()
+    m = comp.config.moe
+    for i, (mode, run) in enumerate(comp.runs.items()):
+        vio = run.history.max_vio
+        y = vio.mean(1) if layer == "mean" else vio[:, layer]
+        fig.add_scatter(x=np.arange(1, len(y) + 1), y=y, name=run_label(mode),
+                        line={"color": ui.PALETTE[i]},
+                        hovertemplate="step %{x}: MaxVio %{y:.2f}<extra></extra>")
+    worst = m.n_routed / m.top_k - 1
+    fig.add_hline(y=worst, line_dash="dash", line_color="#868E96",
+                  annotation_text=f"all tokens in the same {m.top_k} expert(s): {worst:.1f}")
+    return ui.style_figure(fig, x_title="training step", y_title="MaxVio (max load / mean load − 1)",
+                           height=360)
+
+
+def load_heatmap(comp, layer: int) -> go.Figure:
+    runs = list(comp.runs.items())
+    fig = make_subplots(rows=len(runs), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[run_label(mode) for mode, _ in runs])
+    for row, (_, run) in enumerate(runs, start=1):
+        load = run.history.load[:, layer, :]                          # (steps, N)
+        rel = load / load.mean(1, keepdims=True)                       # (steps, N)
+        fig.add_heatmap(z=rel.T, x=np.arange(1, len(rel) + 1), y=np.arange(rel.shape[1]),
+                        customdata=load.T, colorscale="RdBu_r", zmin=0, zmax=2, zmid=1,
+                        colorbar={"title": {"text": "load / mean"}},
+                        hovertemplate="step %{x}, expert %{y}: %{customdata} pairs "
+                                      "(%{z:.2f}× mean)<extra></extra>", row=row, col=1)
+        fig.update_yaxes(title_text="expert", row=row, col=1)
+    fig.update_xaxes(title_text="training step", row=len(runs), col=1)
+    ui.style_figure(fig, height=230 * len(runs))
+    fig.update_layout(margin={"t": 30})
+    return fig
+
+
+def bias_figure(comp, layer: int) -> go.Figure | None:
+    run = comp.runs.get("aux_free")
+    if run is None:
+        return None
+    bias = run.history.bias[:, layer, :]                               # (steps, N)
+    final_load = run.history.load[-max(1, len(bias) // 10):, layer, :].mean(0)
+    colors = expert_colors(bias.shape[1])
+    fig = go.Figure()
+    for e in range(bias.shape[1]):
+        fig.add_scatter(x=np.arange(1, len(bias) + 1), y=bias[:, e], name=f"expert {e}",
+                        line={"color": colors[e], "width": 1.5}, showlegend=False,
+                        hovertemplate=f"expert {e}, step %{{x}}: b = %{{y:.3f}} "
+                                      f"(late load {final_load[e]:.0f})<extra></extra>")
+    return ui.style_figure(fig, x_title="training step", y_title="bias b_i (affinity units)",
+                           height=340)
+
+
+def final_load_figure(comp, layer: int) -> go.Figure:
+    fig = go.Figure()
+    for i, (mode, run) in enumerate(comp.runs.items()):
+        load = run.history.load[:, layer, :]
+        tail = load[-max(1, len(load) // 10):].mean(0)
+        share = tail / tail.sum()
+        fig.add_bar(x=np.arange(len(share)), y=share, name=run_label(mode),
+                    marker_color=ui.PALETTE[i],
+                    hovertemplate="expert %{x}: %{y:.1%} of routed pairs<extra></extra>")
+    n = comp.config.moe.n_routed
+    fig.add_hline(y=1 / n, line_dash="dash", line_color="#868E96", annotation_text="uniform",
+                  annotation_position="top left")
+    fig.update_layout(barmode="group", yaxis_tickformat=".0%")
+    return ui.style_figure(fig, x_title="routed expert", y_title="share of routed pairs (last 10 % of steps)",
+                           height=340)
+
+
+def recorded_throughput() -> None:
+    results = cache.moe_recorded_results()
+    if not results:
+        return
+    with st.expander("Recorded training throughput (bench/moe.py)", icon=":material/speed:"):
+        for doc in results:
+            rows = pd.DataFrame(doc.get("rows", []))
+            if rows.empty:
+                continue
+            st.caption(ui.recorded_caption(doc.get("meta", {})))
+            st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def bias_demo_section(cfg: moe.TrainConfig) -> None:
+    """The bias mechanism alone, instantly: a frozen router that prefers low-numbered experts."""
+    demo = cache.moe_bias_demo(cfg.moe, cfg.gamma)
+    st.markdown(f"**Meanwhile, the bias alone** (no training): 2,048 tokens, a frozen router that "
+                f"favours low-numbered experts, and {len(demo.max_vio)} bias updates with γ = {cfg.gamma:g}.")
+    left, right = st.columns([3, 2])
+    rel = demo.load / demo.load.mean(1, keepdims=True)                   # (steps, N)
+    fig = go.Figure(go.Heatmap(
+        z=rel.T, x=np.arange(1, len(rel) + 1), y=np.arange(rel.shape[1]), customdata=demo.bias.T,
+        colorscale="RdBu_r", zmin=0, zmax=2, zmid=1, colorbar={"title": {"text": "load / mean"}},
+        hovertemplate="update %{x}, expert %{y}: %{z:.2f}× mean load, bias %{customdata:.3f}"
+                      "<extra></extra>"))
+    with left:
+        ui.plot(ui.style_figure(fig, x_title="bias update", y_title="expert", height=300),
+                key="moe_fig_demo_heat")
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(rel) + 1), y=demo.max_vio, line={"color": ui.PALETTE[2]},
+                               hovertemplate="update %{x}: MaxVio %{y:.2f}<extra></extra>"))
+    with right:
+        ui.plot(ui.style_figure(fig, x_title="bias update", y_title="MaxVio", height=300),
+                key="moe_fig_demo_vio")
+
+
+def training_tab(comp, cfg: moe.TrainConfig | None) -> None:
+    if comp is None:
+        st.info("Press **Train the three modes** above: three copies of the same model, same "
+                "batches, differing only in how they balance their experts.", icon=":material/school:")
+        if cfg is not None:
+            bias_demo_section(cfg)
+        recorded_throughput()
+        return
+    st.caption(f"Trained: {describe(comp.config)} · on {comp.device}.")
+    training_metrics(comp)
+    ui.plot(loss_figure(comp), key="moe_fig_loss")
+    layer = st.segmented_control("Layer", layer_options(comp.config.n_layers, with_mean=True),
+                                 default="mean", format_func=layer_label, key="moe_train_layer")
+    layer = "mean" if layer is None else layer
+    ui.plot(maxvio_figure(comp, layer), key="moe_fig_vio")
+    detail = 0 if layer == "mean" else layer
+    st.markdown(f"**Load of every expert at every step** ({layer_label(detail)}; blue: underloaded, "
+                "red: overloaded, white: exactly the mean)")
+    ui.plot(load_heatmap(comp, detail), key="moe_fig_heat")
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**Bias b_i of the aux-free run** ({layer_label(detail)})")
+        fig = bias_figure(comp, detail)
+        if fig is not None:
+            ui.plot(fig, key="moe_fig_bias")
+    with right:
+        st.markdown(f"**Where the tokens went at the end** ({layer_label(detail)})")
+        ui.plot(final_load_figure(comp, detail), key="moe_fig_final")
+    recorded_throughput()
+
+
+# ============================================================== tab: routing of the user's text
+def colored_tokens(routing, layer: int, n: int) -> str:
+    colors, top, gates = expert_colors(n), routing.top_expert[layer], routing.gates[layer]
+    spans = []
+    for i, ch in enumerate(routing.tokens):
+        e, known = int(top[i]), bool(routing.known[i])
+        label = ui.escape("⏎" if ch == "\n" else ch)
+        note = "" if known else " — unknown to the model"
+        tip = ui.escape(f"{visible(ch)!s} → expert {e} (gate {gates[i, e]:.2f}){note}")
+        mark = "" if known else "text-decoration:underline dotted;"
+        spans.append(f'<span title="{tip}" style="background:{colors[e]};color:{text_on(colors[e])};'
+                     f'{mark}display:inline-block;margin:1px 0;padding:0 1px;border-radius:3px;'
+                     f'white-space:pre">{label}</span><wbr>')
+        if ch == "\n":
+            spans.append("<br>")
+    return '<div style="font-family:monospace;font-size:1.05rem;line-height:2.1">' + "".join(spans) + "</div>"
+
+
+def expert_legend(top, n: int) -> str:
+    colors, counts = expert_colors(n), np.bincount(top, minlength=n)
+    chips = [f'<span style="background:{colors[e]};color:{text_on(colors[e])};padding:1px 6px;'
+             f'border-radius:8px;margin-right:4px;font-size:0.8rem">{e}: {counts[e]}</span>'
+             for e in range(n) if counts[e]]
+    return "Top expert: token count · " + "".join(chips)
+
+
+def routing_heatmap(routing, layer: int, show: str) -> go.Figure:
+    z = routing.gates[layer] if show == "gates" else routing.scores[layer]   # (T, N)
+    labels = [visible(c) for c in routing.tokens]
+    other = routing.scores[layer] if show == "gates" else routing.gates[layer]
+    custom = np.stack([np.broadcast_to(np.array(labels)[:, None], z.shape), other.round(3)], -1)
+    name, other_name = ("gate", "affinity") if show == "gates" else ("affinity", "gate")
+    fig = go.Figure(go.Heatmap(
+        z=z.T, x=np.arange(len(labels)), y=np.arange(z.shape[1]), customdata=custom.transpose(1, 0, 2),
+        colorscale="Viridis", colorbar={"title": {"text": name}},
+        hovertemplate=f"token %{{x}} '%{{customdata[0]}}', expert %{{y}}: {name} %{{z:.3f}}, "
+                      f"{other_name} %{{customdata[1]}}<extra></extra>"))
+    every = max(1, len(labels) // 100)
+    fig.update_xaxes(tickmode="array", tickvals=list(range(0, len(labels), every)),
+                     ticktext=labels[::every], tickangle=0)
+    return ui.style_figure(fig, x_title="token (character) position", y_title="routed expert",
+                           height=max(260, 14 * z.shape[1] + 120))
+
+
+def model_choice(comp, key: str) -> str:
+    modes = list(comp.runs)
+    if len(modes) == 1:
+        return modes[0]
+    return st.segmented_control("Model", modes, default="aux_free" if "aux_free" in modes else modes[0],
+                                format_func=run_label, key=key) or modes[0]
+
+
+def routing_tab(comp, trained: bool) -> None:
+    if not trained:
+        st.caption("Untrained model (initial weights, bias 0): routing before any learning. "
+                   "Train above to see how routing changes.")
+    mode = model_choice(comp, "moe_route_model")
+    c1, c2 = st.columns([1, 1])
+    layer = c1.segmented_control("Layer", layer_options(comp.config.n_layers), default=0,
+                                 format_func=layer_label, key="moe_route_layer") or 0
+    show = c2.segmented_control("Show", ["gates", "affinities"], default="gates",
+                                format_func={"gates": "gate weights g_i", "affinities": "affinities s_i"}.get,
+                                key="moe_route_show") or "gates"
+    text = st.text_area("Your text", DEFAULT_TEXT, key="moe_text", height=90,
+                        max_chars=moe.MAX_TEXT_CHARS * 4)
+    key = (comp.config, trained, comp.device)
+    routing = cache.moe_route_text(key, mode, text, comp)
+    if routing.truncated:
+        st.warning(f"Text is {routing.original_chars:,} characters; only the first "
+                   f"{moe.MAX_TEXT_CHARS:,} are routed.", icon=":material/content_cut:")
+    n = comp.config.moe.n_routed
+    st.markdown(colored_tokens(routing, layer, n), unsafe_allow_html=True)
+    st.markdown(expert_legend(routing.top_expert[layer], n), unsafe_allow_html=True)
+    if not routing.known.all():
+        st.caption("Dotted underline: a character outside the model's vocabulary; the model "
+                   "reads all of them as one 'unknown' token.")
+    ui.plot(routing_heatmap(routing, layer, show), key="moe_fig_route")
+    vio = moe.max_violation(routing.load[layer])
+    st.caption(f"This text in {layer_label(layer).lower()}: MaxVio {vio:.2f}; "
+               f"every token has {comp.config.moe.top_k} non-zero gates summing to "
+               f"{comp.config.moe.route_scale:g}.")
+
+
+# ============================================================== tab: specialisation
+def specialisation_table(spec) -> pd.DataFrame:
+    rows = []
+    for p in spec.experts:
+        favourites = ", ".join(f"'{visible(c)}' {rate:.0%} (×{lift:.1f})" for c, rate, lift in p.top) or "—"
+        rows.append({"expert": p.expert, "load share": p.share, "favourite characters": favourites})
+    return pd.DataFrame(rows)
+
+
+def class_heatmap(spec) -> go.Figure:
+    fig = go.Figure(go.Heatmap(
+        z=spec.class_rate, x=np.arange(spec.class_rate.shape[1]), y=list(spec.classes),
+        colorscale="Viridis", colorbar={"title": {"text": "P(chosen)"}},
+        hovertemplate="%{y} → expert %{x}: %{z:.1%} of these characters<extra></extra>"))
+    return ui.style_figure(fig, x_title="routed expert", y_title="character class", height=300)
+
+
+def specialisation_tab(comp, trained: bool) -> None:
+    mode = model_choice(comp, "moe_spec_model")
+    layer = st.segmented_control("Layer", layer_options(comp.config.n_layers), default=0,
+                                 format_func=layer_label, key="moe_spec_layer") or 0
+    specs = cache.moe_specialisation((comp.config, trained, comp.device), mode, comp)
+    spec = specs[layer]
+    st.caption(f"Routing of {spec.tokens:,} held-out Wikipedia characters. Favourite characters: "
+               "share of that character's occurrences sent to the expert, and its lift "
+               "(×: how much more often than the expert's average).")
+    st.dataframe(specialisation_table(spec), hide_index=True, width="stretch",
+                 column_config={"load share": st.column_config.ProgressColumn(
+                     "load share", format="percent", min_value=0.0,
+                     max_value=float(max(p.share for p in spec.experts)))})
+    ui.plot(class_heatmap(spec), key="moe_fig_classes")
+
+
+# ============================================================== tab: scale
+def scale_tab() -> None:
+    presets = list(moe_presets())
+    c1, c2 = st.columns(2)
+    preset = c1.selectbox("Model", presets, index=presets.index("deepseek-v3"), key="moe_scale_preset",
+                          format_func=lambda k: moe_presets()[k])
+    context = c2.select_slider("Context for attention FLOPs (tokens)", [512, 1024, 2048, 4096, 8192,
+                               16384, 32768, 65536, 131072], value=4096, key="moe_scale_context")
+    view = cache.moe_scale(preset, context)
+    p = view.params
+    cols = st.columns(5)
+    cols[0].metric("Routed experts", view.n_routed, help=f"per MoE layer, + {view.n_shared} shared")
+    cols[1].metric("Experts per token", f"{view.top_k} + {view.n_shared}", help="routed + shared")
+    cols[2].metric("MoE layers", view.moe_layers, help=f"+ {view.dense_layers} dense layers first")
+    cols[3].metric("Total parameters", ui.fmt_count(p["total"]))
+    cols[4].metric("Active per token", ui.fmt_count(p["active"]),
+                   help=f"{ui.fmt_count(p['active_no_embedding'])} without the input embedding")
+    ui.plot(flops_figure(view), key="moe_fig_flops")
+    routed, all_experts = sum(view.flops.values()), sum(view.flops_all_experts.values())
+    st.markdown(
+        f"- Each token uses **{view.top_k} of {view.n_routed}** routed experts "
+        f"({ui.fmt_pct(view.top_k / view.n_routed)} of the routed weights) plus {view.n_shared} shared; "
+        f"one expert has {ui.fmt_count(view.expert_params)} parameters.\n"
+        f"- Active parameters are **{ui.fmt_pct(p['active'] / p['total'])}** of the total: "
+        f"{ui.fmt_count(p['active'])} of {ui.fmt_count(p['total'])}.\n"
+        f"- Forward compute per token at {context:,} tokens of context: **{routed / 1e9:,.1f} GFLOP** "
+        f"as routed, against {all_experts / 1e9:,.0f} GFLOP if every expert ran: "
+        f"**{all_experts / routed:.1f}× less**.\n"
+        f"- A token may choose among **{view.combinations:.2g}** expert sets per layer (C({view.n_routed}, "
+        f"{view.top_k})); group-limited routing confines it to {view.topk_group} of {view.n_group} "
+        f"groups (nodes), so its activations cross to at most {view.topk_group} nodes.")
+
+
+def moe_presets() -> dict[str, str]:
+    from core.configs import PRESETS
+
+    return {k: v.name for k, v in PRESETS.items() if v.is_moe}
+
+
+def flops_figure(view) -> go.Figure:
+    fig = go.Figure()
+    bars = (f"as routed (top-{view.top_k})", f"all {view.n_routed} experts")
+    for i, part in enumerate(view.flops):
+        values = [view.flops[part] / 1e9, view.flops_all_experts[part] / 1e9]
+        fig.add_bar(x=values, y=list(bars), name=part, orientation="h", marker_color=ui.PALETTE[i],
+                    hovertemplate=f"{part}: %{{x:,.1f}} GFLOP<extra></extra>")
+    fig.update_layout(barmode="stack")
+    return ui.style_figure(fig, x_title="forward GFLOP per token", y_title="", height=280)
+
+
+# ============================================================== the page
+cfg = None
+with ui.guard():
+    cfg = settings()
+with ui.guard():
+    if cfg is not None:
+        train_button(cfg)
+
+comparison = st.session_state.get("moe_comparison")
+if comparison is not None and cfg is not None and comparison.config != cfg:
+    st.caption("Showing the last trained run; press **Train** to train the new settings.")
+
+tabs = st.tabs(["Balancing during training", "Routing of your text", "Expert specialisation",
+                "DeepSeek-V3 at scale"])
+with tabs[0], ui.guard():
+    training_tab(comparison, cfg)
+shown, trained = comparison, comparison is not None
+if shown is None and cfg is not None:
+    with ui.guard():
+        shown = cache.moe_untrained(cfg, device)
+with tabs[1], ui.guard():
+    if shown is None:
+        st.info("Fix the settings above to route text.")
+    else:
+        routing_tab(shown, trained)
+with tabs[2], ui.guard():
+    if shown is None:
+        st.info("Fix the settings above to see what experts prefer.")
+    else:
+        specialisation_tab(shown, trained)
+with tabs[3], ui.guard():
+    scale_tab()
+
+ui.page_footer(
+    """
+**Training tab.** The three runs start from the same weights and see the same batches; only
+the balancing differs. *MaxVio* (max load / mean load − 1, Wang et al. 2024) is 0 when every
+expert gets the same number of (token, expert) pairs and N/K − 1 when all tokens go to the
+same K experts. In the heatmap every column is one step: red experts are overloaded, blue
+ones underloaded. The aux-free run's bias b_i falls for overloaded experts and rises for
+underloaded ones by γ per step; only differences between biases matter (their mean drifts).
+
+**Routing tab.** Each character is coloured by the expert with its largest gate; the heatmap
+shows the gate weights g_i (zero for experts not chosen; the K non-zero ones sum to the route
+scale) or the raw sigmoid affinities s_i. The bias chose the experts, but the gates come from
+s_i alone. The model reads characters, so routing reflects spelling and position, not words.
+
+**Specialisation tab.** For a held-out sample: what share of each character's occurrences
+went to an expert, and the lift over that expert's average share.
+
+**Scale tab.** FLOPs count 2 per multiply-add of the weight matrices a token uses, plus
+attention over the given context; norms, softmax and the embedding lookup are left out.
+On a CPU the sidebar device is a CPU, and timings are CPU timings.
+""",
+    [
+        ("DeepSeek-AI 2024, DeepSeek-V3 Technical Report, section 2.1.2 (auxiliary-loss-free "
+         "balancing, sequence-wise loss, node-limited routing)", "https://arxiv.org/abs/2412.19437"),
+        ("Wang et al. 2024, Auxiliary-Loss-Free Load Balancing Strategy for Mixture-of-Experts, "
+         "sections 3 and 4.1 (bias update, MaxVio)", "https://arxiv.org/abs/2408.15664"),
+        ("Dai et al. 2024, DeepSeekMoE, section 3 (fine-grained and shared experts, balance losses)",
+         "https://arxiv.org/abs/2401.06066"),
+        ("Fedus et al. 2021, Switch Transformers, section 2.2 (auxiliary load-balancing loss)",
+         "https://arxiv.org/abs/2101.03961"),
+        ("Lepikhin et al. 2020, GShard, section 2.2 (auxiliary loss, expert capacity)",
+         "https://arxiv.org/abs/2006.16668"),
+        ("Shazeer et al. 2017, Outrageously Large Neural Networks (sparsely-gated MoE)",
+         "https://arxiv.org/abs/1701.06538"),
+        ("DeepSeek-V3 inference/model.py: Gate (group scores, route scale)",
+         "https://github.com/deepseek-ai/DeepSeek-V3/blob/main/inference/model.py"),
+    ],
+)
