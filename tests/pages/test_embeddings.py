@@ -1,0 +1,169 @@
+"""pages/embeddings.py through app/main.py: queries, projection switch, graph, analogies,
+sentences, word2vec training controls, and bad input (never a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.pages.apptest import assert_clean, errors, open_page
+
+PAGE = "embeddings.py"
+
+
+def _texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def _tab(at, name: str):
+    at.session_state["emb_tab"] = name
+    return at.run()
+
+
+def _frames(at) -> list:
+    return [df.value for df in at.dataframe]
+
+
+@pytest.fixture(scope="module")
+def page():
+    return open_page(PAGE)
+
+
+def test_first_load_shows_exact_static_neighbours(page):
+    assert_clean(page)
+    first = _frames(page)[0]
+    assert "queen" in list(first["neighbour"])[:3]
+    assert any("Exact search over 21,744 rows" in c for c in _texts(page.caption))
+
+
+@pytest.mark.parametrize("query,kind,needle", [
+    ("", "error", "empty"),
+    ("😀", "warning", "does not know"),
+    ("x" * 60, "error", "longer than"),
+])
+def test_bad_queries_give_messages(page, query, kind, needle):
+    page.text_input(key="emb_query").input(query).run()
+    assert_clean(page)
+    shown = _texts(page.error if kind == "error" else page.warning)
+    assert any(needle in s for s in shown), shown
+
+
+def test_user_text_is_escaped(page):
+    page.text_input(key="emb_query").input("<script>alert(1)</script>").run()
+    assert_clean(page)
+    rendered = " ".join(_texts(page.markdown) + _texts(page.caption) + _texts(page.warning))
+    assert "<script>" not in rendered and "&lt;script&gt;" in rendered
+
+
+def test_word_split_into_pieces_offers_the_pieces(page):
+    page.text_input(key="emb_query").input("tarkovsky").run()
+    radio = page.radio(key="emb_piece_static")
+    assert list(radio.options) == ["mean of the pieces", "tar", "##kovsky"]
+    radio.set_value("tar").run()
+    assert_clean(page)
+    assert any("the piece 'tar' alone" in c.replace("&#x27;", "'") for c in _texts(page.caption))
+
+
+def test_sentence_query_searches_wikipedia_sentences(page):
+    page.session_state["emb_pool_n"] = 50                      # encode a small pool
+    page.text_input(key="emb_query").input("The war ended with a peace treaty").run()
+    assert_clean(page)
+    assert any("MiniLM sentence embeddings" in m for m in _texts(page.markdown))
+    assert len(_frames(page)[0]) == 10
+
+
+def test_projection_switch_and_tsne_on_request():
+    at = open_page(PAGE)
+    at.slider(key="emb_slice_n").set_value(200).run()
+    _tab(at, "Projection")
+    assert_clean(at)
+    assert any("PCA of" in c for c in _texts(at.caption))
+    at.radio(key="emb_proj_dims").set_value(3).run()
+    assert_clean(at) and len(at.get("plotly_chart")) == 1
+    at.radio(key="emb_proj_method").set_value("tsne").run()
+    assert any("Showing PCA until" in c for c in _texts(at.caption))
+    at.button(key="emb_proj_run").click().run()
+    assert_clean(at)
+    assert any("TSNE of" in c for c in _texts(at.caption))
+
+
+def test_graph_tab_both_community_methods():
+    at = open_page(PAGE)
+    _tab(at, "kNN graph")
+    assert_clean(at)
+    assert any("communities, modularity" in c for c in _texts(at.caption))
+    at.radio(key="emb_graph_method").set_value("greedy").run()
+    assert_clean(at) and len(at.get("plotly_chart")) == 1
+
+
+def test_analogies_examples_and_missing_words():
+    at = open_page(PAGE)
+    _tab(at, "Analogies")
+    assert_clean(at)
+    assert any(m.label == "rank of queen" for m in at.metric)
+    at.selectbox(key="emb_an_example").set_value("paris − france + italy ≈ rome").run()
+    assert at.text_input(key="emb_an_a").value == "paris"
+    assert any(m.label == "rank of rome" for m in at.metric)
+    at.text_input(key="emb_an_b").input("😀").run()
+    assert_clean(at)
+    assert any("Not in the vocabulary" in w for w in _texts(at.warning))
+
+
+def test_sentence_heatmaps_and_bad_sentences():
+    at = open_page(PAGE)
+    _tab(at, "Sentences")
+    assert_clean(at) and len(at.get("plotly_chart")) == 2
+    at.text_area(key="emb_sentences").input("Same line.\nSame line.\nOther line.").run()
+    assert any("repeated" in i for i in _texts(at.info))
+    at.text_area(key="emb_sentences").input("just one").run()
+    assert_clean(at)
+    assert any("at least two" in e for e in errors(at))
+
+
+def test_word_list_contextual_space_and_k_larger_than_the_candidates():
+    at = open_page(PAGE)
+    at.radio(key="emb_slice_mode").set_value("My word list").run()
+    at.text_area(key="emb_word_list").input("king, queen, King, castle, knight, bishop").run()
+    assert any("kept once" in i for i in _texts(at.info))
+    at.toggle(key="emb_context").set_value(True).run()
+    at.number_input(key="emb_k").set_value(50).run()
+    assert_clean(at)
+    assert any("fewer than k = 50" in w for w in _texts(at.warning))
+
+
+def test_training_controls_train_and_add_spaces():
+    at = open_page(PAGE)
+    _tab(at, "Train word2vec")
+    at.select_slider(key="emb_w2v_words").set_value(20_000)
+    at.slider(key="emb_w2v_epochs").set_value(2)
+    at.select_slider(key="emb_w2v_dim").set_value(32)
+    at.text_input(key="emb_w2v_watch").input("war, states, qqqq")
+    at.button(key="emb_w2v_train").click().run()
+    assert_clean(at)
+    labels = [m.label for m in at.metric]
+    assert "PyTorch SGNS, words/s" in labels and "gensim (C), words/s" in labels
+    assert list(at.radio(key="emb_w2v_watch_pick").options) == ["war", "states"]
+    at.radio(key="emb_w2v_watch_pick").set_value("states").run()
+    assert_clean(at)
+    assert any("qqqq" in i for i in _texts(at.info))                 # watched word not in vocab
+    assert any("all covered" in list(f["section"]) for f in _frames(at) if "section" in f)
+    _tab(at, "Neighbours")
+    at.text_input(key="emb_query").input("wars").run()
+    assert_clean(at)
+    assert any("word2vec (trained here)" in m for m in _texts(at.markdown))
+    assert any("Close matches" in w and "war" in w for w in _texts(at.warning))
+
+
+@pytest.mark.parametrize("name,data,needle", [
+    ("binary.txt", bytes(range(256)) * 20, "binary"),
+    ("empty.txt", b"", "empty"),
+    ("latin1.txt", "café au lait ".encode("latin-1") * 100, "not UTF-8"),
+    ("short.txt", b"hello world", "words"),
+])
+def test_bad_uploads_give_messages(name, data, needle):
+    at = open_page(PAGE)
+    _tab(at, "Train word2vec")
+    at.radio(key="emb_w2v_source").set_value("Upload a text file").run()
+    at.file_uploader(key="emb_w2v_upload").upload(name, data, "text/plain").run()
+    at.button(key="emb_w2v_train").click().run()
+    assert_clean(at)
+    assert any(needle in e for e in errors(at)), errors(at)
