@@ -14,11 +14,12 @@ import contextlib
 import gc
 import os
 import platform
+import threading
 from dataclasses import dataclass
 
 import torch
 
-from core.validation import ResourceError
+from core.validation import ResourceError, check_int
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,15 @@ def _host_memory() -> int | None:
 
 
 def _triton_version() -> str | None:
+    # Read the installed version without importing triton: importing it decorates
+    # triton.language's own @jit helpers (tl.zeros, tl.max, ...), and that must not
+    # happen before ensure_triton_backend() has chosen the interpreter.
+    import importlib.metadata
+
     try:
-        import triton
-    except ImportError:
+        return importlib.metadata.version("triton")
+    except importlib.metadata.PackageNotFoundError:
         return None
-    return triton.__version__
 
 
 def ensure_triton_backend() -> bool:
@@ -154,3 +159,39 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(dev)
     elif dev.type == "mps" and hasattr(torch, "mps"):
         torch.mps.synchronize()
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0              # blocks currently inside cpu_threads()
+_threads_saved: int | None = None
+
+
+@contextlib.contextmanager
+def cpu_threads(device: torch.device | str, n: int | None = 1):
+    """Run the block with ``n`` torch intra-op threads when ``device`` is a CPU.
+
+    Small models step through tiny matrix products: on a CPU each OpenMP
+    fork/join costs more than the arithmetic, and on a shared machine a second
+    thread that is not scheduled stalls every step (measured on a loaded 2-core
+    box: 3.1 s vs 0.04 s per training step of a 30 K-parameter RNN). The
+    setting is process-wide, so overlapping blocks (other sessions' threads)
+    share one saved value, restored when the last block exits. ``n=None`` or a
+    non-CPU device leaves the setting alone.
+    """
+    global _threads_users, _threads_saved
+    if n is None or torch.device(device).type != "cpu":
+        yield
+        return
+    n = check_int("Threads", n, 1, 256)
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0 and _threads_saved is not None:
+                torch.set_num_threads(_threads_saved)

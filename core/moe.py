@@ -41,7 +41,6 @@ dropping (V3 drops no tokens either), softmax gating, MLA or multi-token predict
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -54,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.device import cpu_threads as _cpu_threads
 from core.validation import CheckedText, ValidationError, check_float, check_int, check_text
 
 # ---- caps: enforced inside this module, whatever a widget allows -----------------------
@@ -761,18 +761,9 @@ def _history(mode: str, log: _Log, cfg: TrainConfig) -> TrainHistory:
     )
 
 
-@contextlib.contextmanager
 def cpu_threads(device: torch.device | str, n: int = CPU_TRAIN_THREADS):
-    """At most ``n`` intra-op threads inside the block when ``device`` is a CPU."""
-    if torch.device(device).type != "cpu" or torch.get_num_threads() <= n:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    """At most ``n`` intra-op threads inside the block when ``device`` is a CPU (core.device.cpu_threads)."""
+    return _cpu_threads(device, n)
 
 
 def train_balancing_modes(cfg: TrainConfig, device: torch.device | str = "cpu", *,

@@ -26,7 +26,6 @@ BPTT across batches (every training window starts from a zero state).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.char_data import VOCAB_SIZE, CharCorpus, as_batch, decode, sample_batch
+from core.device import cpu_threads
 from core.validation import ResourceError, ValidationError, check_choice, check_float, check_int
 
 Progress = Callable[[float, str], None] | None
@@ -606,26 +606,6 @@ def generate_recompute(model: nn.Module, prompt: torch.Tensor, n_new: int) -> to
     return seq[:, prompt.shape[1]:]
 
 
-# ---------------------------------------------------------------- threads
-@contextlib.contextmanager
-def cpu_threads(device: torch.device | str, n: int | None):
-    """Run the block with ``n`` torch threads on a CPU device (restored afterwards).
-
-    Small recurrent models step through time with tiny matrix products: on a
-    CPU each step's OpenMP fork/join costs more than the arithmetic, and on a
-    shared machine a second thread that is not scheduled stalls every step
-    (measured on a loaded 2-core box: 3.1 s vs 0.04 s per training step of a
-    30 K-parameter RNN). ``n=None`` keeps the process setting.
-    """
-    if n is None or torch.device(device).type != "cpu":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(check_int("Threads", n, 1, 256))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------- delayed recall

@@ -35,7 +35,6 @@ corpora larger than :data:`MAX_CORPUS_WORDS` words.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import threading
@@ -47,6 +46,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from core.device import cpu_threads
 from core.validation import ValidationError, check_float, check_int
 
 Progress = Callable[[float, str], None]
@@ -307,7 +307,7 @@ def train(sentences: Sequence[Sequence[str]], config: Word2VecConfig, device: st
     watched = tuple(dict.fromkeys(w for w in watch if w in vocab.index))[:MAX_WATCHED]
     with heavy_job("word2vec training", device, time_limit_s=TIME_LIMIT_S, on_wait=on_wait) as job, \
             oom_guard("word2vec training", device, hint="Lower the dimension or the batch size."), \
-            _one_intra_op_thread(device):
+            cpu_threads(device):
         workers = _workers(device, cpu_workers)
         state = _TrainState.start(config, vocab, ids, sent, device, watched)
         started = time.perf_counter()
@@ -338,18 +338,6 @@ def _workers(device: str, requested: int | None) -> int:
     return check_int("CPU workers", requested, 1, 32)
 
 
-@contextlib.contextmanager
-def _one_intra_op_thread(device: str):
-    """torch's intra-op threads set to 1 while training on a CPU, then restored."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass

@@ -62,3 +62,41 @@ def test_oom_guard_passes_other_errors():
 def test_real_cpu_allocation_failure_is_caught():
     with pytest.raises(ResourceError), dev.oom_guard("A huge tensor", "cpu"):
         torch.empty(2**62, dtype=torch.uint8)
+
+
+def test_cpu_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with dev.cpu_threads("cpu", 1):
+        assert torch.get_num_threads() == 1
+        with dev.cpu_threads("cpu", 1):          # nested: still 1
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1      # inner exit keeps the outer's setting
+    assert torch.get_num_threads() == before
+    with dev.cpu_threads("cpu", None):
+        assert torch.get_num_threads() == before
+
+
+def test_cpu_threads_overlapping_threads_restore_once():
+    import threading
+
+    before = torch.get_num_threads()
+    entered, release = threading.Event(), threading.Event()
+
+    def other_session():
+        with dev.cpu_threads("cpu", 1):
+            entered.set()
+            release.wait(5)
+
+    t = threading.Thread(target=other_session)
+    with dev.cpu_threads("cpu", 1):
+        t.start()
+        entered.wait(5)
+    assert torch.get_num_threads() == 1          # the other block is still inside
+    release.set()
+    t.join(5)
+    assert torch.get_num_threads() == before
+
+
+def test_cpu_threads_refuses_bad_counts():
+    with pytest.raises(Exception, match="Threads"), dev.cpu_threads("cpu", 0):
+        pass
