@@ -173,19 +173,22 @@ def cpu_threads(device: torch.device | str, n: int | None = 1):
     Small models step through tiny matrix products: on a CPU each OpenMP
     fork/join costs more than the arithmetic, and on a shared machine a second
     thread that is not scheduled stalls every step (measured on a loaded 2-core
-    box: 3.1 s vs 0.04 s per training step of a 30 K-parameter RNN). The
-    setting is process-wide, so overlapping blocks (other sessions' threads)
-    share one saved value, restored when the last block exits. ``n=None`` or a
-    non-CPU device leaves the setting alone.
+    box: 3.1 s vs 0.04 s per training step of a 30 K-parameter RNN).
+    Under OpenMP the setting belongs to the calling thread, but threads started
+    later inherit the latest value. So each block restores its own thread's
+    value, and the last of overlapping blocks (other sessions' threads) restores
+    the value from before the first one, which new threads then inherit.
+    ``n=None`` or a non-CPU device leaves the setting alone.
     """
     global _threads_users, _threads_saved
     if n is None or torch.device(device).type != "cpu":
         yield
         return
     n = check_int("Threads", n, 1, 256)
+    own = torch.get_num_threads()
     with _threads_lock:
         if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
+            _threads_saved = own
         _threads_users += 1
         torch.set_num_threads(n)
     try:
@@ -193,5 +196,5 @@ def cpu_threads(device: torch.device | str, n: int | None = 1):
     finally:
         with _threads_lock:
             _threads_users -= 1
-            if _threads_users == 0 and _threads_saved is not None:
-                torch.set_num_threads(_threads_saved)
+            last = _threads_users == 0
+            torch.set_num_threads(_threads_saved if last and _threads_saved else own)

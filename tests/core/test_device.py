@@ -95,6 +95,11 @@ def test_cpu_threads_overlapping_threads_restore_once():
     release.set()
     t.join(5)
     assert torch.get_num_threads() == before
+    seen = []
+    fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    fresh.start()
+    fresh.join(5)
+    assert seen == [before]                      # threads started later inherit the original
 
 
 def test_cpu_threads_refuses_bad_counts():
