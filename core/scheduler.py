@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -30,6 +31,16 @@ log = logging.getLogger("atlas.scheduler")
 DEFAULT_TIME_LIMIT_S = 300.0   # a job may run this long unless it asks for less
 MAX_TIME_LIMIT_S = 1800.0      # no job may ask for more
 DEFAULT_MAX_WAIT_S = 900.0     # a caller gives up waiting after this long
+JOB_CAP_ENV = "ATLAS_MAX_JOB_SECONDS"   # an operator's cap on every job's time limit
+
+
+def job_time_cap() -> float:
+    """The largest time limit a job may have: MAX_TIME_LIMIT_S, or less if the operator says so."""
+    try:
+        cap = float(os.environ.get(JOB_CAP_ENV, MAX_TIME_LIMIT_S))
+    except ValueError:
+        cap = MAX_TIME_LIMIT_S
+    return min(max(cap, 0.1), MAX_TIME_LIMIT_S)
 
 
 class JobTimeout(ResourceError):
@@ -112,7 +123,7 @@ class DeviceScheduler:
         poll_s: float = 0.25,
     ) -> Iterator[Job]:
         key = str(device)
-        limit = min(max(float(time_limit_s), 0.1), MAX_TIME_LIMIT_S)
+        limit = min(max(float(time_limit_s), 0.1), job_time_cap())
         nested = self._nested_job(key)
         if nested is not None:           # same thread already holds the device
             yield nested

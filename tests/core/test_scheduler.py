@@ -115,3 +115,16 @@ def test_nested_job_in_same_thread_does_not_deadlock():
     with sched.job("outer", "cpu") as outer, sched.job("inner", "cpu") as inner:
         assert inner is outer
     assert sched.queue_length("cpu") == 0
+
+
+def test_operator_cap_lowers_every_time_limit(monkeypatch):
+    sched = DeviceScheduler()
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "0.2")
+    with pytest.raises(JobTimeout), sched.job("long training", "cpu", time_limit_s=600) as job:
+        assert job.record.time_limit_s == pytest.approx(0.2)
+        while True:
+            job.check()
+            time.sleep(0.01)
+    monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "not a number")
+    with sched.job("x", "cpu", time_limit_s=5) as job:
+        assert job.record.time_limit_s == 5
