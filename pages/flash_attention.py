@@ -1,0 +1,525 @@
+"""FlashAttention: our Triton kernel's tiles and online softmax, its memory traffic, its speed."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from app import cache, ui
+from core import attention as A
+
+TITLE = "FlashAttention"
+SEQ_OPTIONS = [2**k for k in range(6, 16)]                   # 64 .. 32768 (capped per device)
+IO_SEQ_OPTIONS = [2**k for k in range(8, 18)]                # 256 .. 131072
+SRAM_KB = [48, 64, 96, 100, 128, 164, 192, 228, 256]
+H200 = (9, 0)
+COLORS = {"naive": ui.PALETTE[1], "sdpa": ui.PALETTE[0], "tiled": ui.PALETTE[2], "triton": ui.PALETTE[4],
+          "flash": ui.PALETTE[3], "ours": ui.PALETTE[4]}
+
+ui.page_header(
+    TITLE,
+    "Attention without the N × N score matrix in memory: **our Triton FlashAttention-2 kernel** streams "
+    "key/value tiles through on-chip memory and keeps a running max and sum per row (online softmax). "
+    "Below: the kernel's real tiles step by step, the memory traffic this saves (FlashAttention paper, "
+    "Theorem 2), and timings against naive attention and PyTorch SDPA on this machine.",
+)
+device = cache.device_name()
+info = cache.device_info()
+interpreted = info.kind != "cuda" or info.triton_interpreted
+if interpreted:
+    st.info("No CUDA GPU here: our Triton kernel runs in Triton's **CPU interpreter**. That checks "
+            "that it computes the right thing, nothing more; its interpreter timings are never shown. "
+            "GPU timings recorded earlier are in the last tab.", icon=":material/info:")
+tab_tiles, tab_io, tab_time, tab_gpu = st.tabs(
+    ["Tiles & online softmax", "Memory traffic", "Timings on this machine", "Recorded GPU results"])
+
+
+def int_slider(container, label: str, key: str, lo: int, hi: int, default: int, help: str | None = None) -> int:
+    """A keyed slider whose range may change between runs (its value is clamped first)."""
+    if hi <= lo:
+        container.caption(f"{label}: **{lo}**")
+        return lo
+    st.session_state[key] = min(max(int(st.session_state.get(key, default)), lo), hi)
+    return container.slider(label, lo, hi, key=key, help=help)
+
+
+# ---------------------------------------------------------------- tiles & online softmax
+def tiling_config() -> A.TilingConfig:
+    c1, c2, c3, c4 = st.columns([1.3, 1.2, 1.2, 1])
+    source = c1.radio("Inputs", A.TILING_SOURCES, key="fa_source",
+                      format_func={"random": "Random Gaussian q, k, v",
+                                   "minilm": "A real head: all-MiniLM-L6-v2 on Wikipedia"}.get)
+    causal = c4.toggle("Causal mask", key="fa_causal", help="Decoder-style: row i sees keys 0..i. "
+                       "Tiles wholly above the diagonal are never loaded.")
+    text, layer, head = "", 0, 0
+    if source == "random":
+        n = c2.slider("Sequence length N", 16, A.MAX_TILING_SEQ, 200, key="fa_n")
+        head_dim = c3.select_slider("head_dim", [16, 32, 64, 128], value=64, key="fa_d")
+    else:
+        title = c2.selectbox("Wikipedia article", cache.attention_wiki_titles(), key="fa_article")
+        text = cache.attention_wiki_text(title)
+        n = c2.slider("Tokens (at most)", 16, A.MAX_TILING_SEQ, 160, key="fa_tokens")
+        layer = c3.slider("Layer", 0, A.MINILM_LAYERS - 1, 1, key="fa_layer")
+        head = c3.slider("Head", 0, A.MINILM_HEADS - 1, 0, key="fa_head")
+        head_dim = A.MINILM_HEAD_DIM
+    blocks = block_choice(head_dim)
+    return A.TilingConfig(n=n, head_dim=head_dim, causal=causal, block_m=blocks.block_m,
+                          block_n=blocks.block_n, source=source, text=text, layer=layer, head=head)
+
+
+def block_choice(head_dim: int):
+    here = cache.attention_block_sizes(head_dim, "bfloat16" if info.kind == "cuda" else "float32", device)
+    hopper = cache.attention_block_sizes(head_dim, "bfloat16", "cuda", H200)
+    options = {"device": f"this machine's kernel: {here.block_m} × {here.block_n} ({here.source})",
+               "h200": f"H100/H200 kernel, bf16: {hopper.block_m} × {hopper.block_n}"}
+    pick = st.radio("Tiles (BLOCK_M × BLOCK_N)", list(options), format_func=options.get, horizontal=True,
+                    key="fa_blocks", help="The block sizes the kernel really launches with "
+                    "(kernels/flash_attention.py: block_sizes).")
+    return here if pick == "device" else hopper
+
+
+def tile_map(view, prog, q_block: int, key_block: int) -> go.Figure:
+    z = np.where(np.isfinite(view.scores), np.round(view.scores, 3), np.nan).astype(np.float32)
+    fig = go.Figure(go.Heatmap(z=z, colorscale="Viridis", colorbar={"title": "score"},
+                               hovertemplate="query %{y}, key %{x}: score %{z:.3f}<extra></extra>"))
+    bm, bn, n = view.block_m, view.block_n, view.n
+    t_r, t_c = math.ceil(n / bm), math.ceil(n / bn)
+    for i in range(t_r):
+        for j in range(t_c):
+            if view.causal and j * bn >= min((i + 1) * bm, n):
+                fig.add_shape(type="rect", x0=j * bn - 0.5, x1=min((j + 1) * bn, n) - 0.5, y0=i * bm - 0.5,
+                              y1=min((i + 1) * bm, n) - 0.5, fillcolor="#DEE2E6", opacity=0.85, line_width=0)
+    for x in range(0, t_c * bn + 1, bn):
+        fig.add_vline(x=x - 0.5, line_width=0.6, line_color="rgba(255,255,255,0.6)")
+    for y in range(0, t_r * bm + 1, bm):
+        fig.add_hline(y=y - 0.5, line_width=0.6, line_color="rgba(255,255,255,0.6)")
+    r0, r1 = q_block * bm - 0.5, (q_block + 1) * bm - 0.5
+    for j in range(t_c):
+        x0, x1 = j * bn - 0.5, (j + 1) * bn - 0.5
+        if j in prog.skipped:
+            style = {"line": {"color": "#868E96", "width": 1, "dash": "dot"}}
+        elif j == key_block:
+            style = {"line": {"color": "#F76707", "width": 4}}
+        elif j < key_block:
+            style = {"line": {"color": "#12B886", "width": 2}}
+        else:
+            style = {"line": {"color": "rgba(255,255,255,0.9)", "width": 1.5, "dash": "dash"}}
+        fig.add_shape(type="rect", x0=x0, x1=x1, y0=r0, y1=r1, **style)
+    if t_c * bn > n:   # the kernel's last key block runs past N: those columns are masked
+        fig.add_shape(type="rect", x0=n - 0.5, x1=t_c * bn - 0.5, y0=-0.5, y1=t_r * bm - 0.5,
+                      fillcolor="#FA5252", opacity=0.12, line_width=0)
+    if t_r * bm > n:   # ... and its last query block: those rows are loaded as 0 and never stored
+        fig.add_shape(type="rect", x0=-0.5, x1=t_c * bn - 0.5, y0=n - 0.5, y1=t_r * bm - 0.5,
+                      fillcolor="#FA5252", opacity=0.12, line_width=0)
+    fig.add_hline(y=prog.row, line_color="#E64980", line_width=1.5)
+    fig.update_yaxes(autorange="reversed", range=None, scaleanchor="x", constrain="domain")
+    fig.update_xaxes(range=[-0.5, t_c * bn - 0.5], constrain="domain")
+    return ui.style_figure(fig, x_title="key position j (token)", y_title="query position i (token)", height=600)
+
+
+def running_stats_figure(prog) -> go.Figure:
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("running max m (log units)", "running sum ℓ = Σ exp(s − m)",
+                                        "rescale factor α = exp(m_old − m_new)"))
+    x = list(prog.visited)
+    done = prog.done
+    shade = ["#4C6EF5" if k < done else "#CED4DA" for k in range(len(x))]
+    fig.add_scatter(x=x, y=prog.m, mode="lines+markers", name="running max m", marker_color=shade,
+                    line_color="#4C6EF5", row=1, col=1, hovertemplate="after key block %{x}: m = %{y:.4f}<extra></extra>")
+    fig.add_scatter(x=x, y=prog.tile_max, mode="markers", name="max inside the block", marker_symbol="x",
+                    marker_color="#868E96", row=1, col=1, hovertemplate="block %{x}: max %{y:.4f}<extra></extra>")
+    fig.add_hline(y=prog.final_m, line_dash="dash", line_color="#12B886", row=1, col=1,
+                  annotation_text="row max (naive)", annotation_position="bottom right")
+    fig.add_scatter(x=x, y=prog.l, mode="lines+markers", name="running sum ℓ", marker_color=shade,
+                    line_color="#7950F2", row=2, col=1, hovertemplate="after key block %{x}: ℓ = %{y:.4f}<extra></extra>")
+    fig.add_hline(y=prog.final_l, line_dash="dash", line_color="#12B886", row=2, col=1,
+                  annotation_text="Σ exp(s − max) (naive)", annotation_position="bottom right")
+    fig.add_bar(x=x, y=prog.alpha, name="rescale α", marker_color=shade, row=3, col=1,
+                hovertemplate="key block %{x}: α = %{y:.4f}<extra></extra>")
+    fig.add_vline(x=prog.key_block, line_color="#F76707", line_width=2)
+    fig.update_xaxes(title_text="key block j", dtick=1, row=3, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=3, col=1)
+    fig.update_layout(showlegend=False)
+    ui.style_figure(fig, height=600)
+    fig.update_layout(margin={"t": 30})
+    return fig
+
+
+def softmax_row_figure(view, prog) -> go.Figure:
+    cols = np.arange(view.n)
+    labels = [ui.escape(t) for t in view.tokens] if view.tokens else [""] * view.n
+    fig = go.Figure()
+    fig.add_bar(x=cols, y=prog.final, name="softmax from naive attention (final)", marker_color="#ADB5BD",
+                customdata=labels, hovertemplate="key %{x} %{customdata}: p = %{y:.4g}<extra>naive</extra>")
+    fig.add_scatter(x=cols, y=prog.estimate, mode="markers", marker={"size": 5, "color": "#F76707"},
+                    name=f"online estimate after key block {prog.key_block}", customdata=labels,
+                    hovertemplate="key %{x} %{customdata}: exp(s − m)/ℓ = %{y:.4g}<extra>online</extra>")
+    seen = int(np.sum(np.isfinite(prog.estimate)))
+    if seen < view.n:
+        fig.add_vrect(x0=seen - 0.5, x1=view.n - 0.5, fillcolor="#E9ECEF", opacity=0.5, line_width=0,
+                      annotation_text="not seen yet", annotation_position="top left")
+    return ui.style_figure(fig, x_title="key position j", y_title=f"attention weight of row {prog.row}",
+                           height=320)
+
+
+def tiling_section() -> None:
+    cfg = tiling_config()
+    with st.spinner("Loading all-MiniLM-L6-v2 …" if cfg.source == "minilm" else "Computing …"):
+        view = cache.attention_tiling(cfg)
+    t_r, t_c = math.ceil(view.n / view.block_m), math.ceil(view.n / view.block_n)
+    s1, s2, s3 = st.columns(3)
+    q_block = int_slider(s1, "Query block i", "fa_qblock", 0, t_r - 1, min(1, t_r - 1),
+                         help=f"Rows {view.block_m}·i … — one kernel program (BLOCK_M rows).")
+    rows_here = min(view.block_m, view.n - q_block * view.block_m)
+    busiest = cache.attention_busiest_row(cfg, q_block) - q_block * view.block_m
+    offset = int_slider(s2, "Row within the block", "fa_row", 0, rows_here - 1, busiest,
+                        help="Default: the row whose running max moves most often.")
+    key_block = int_slider(s3, "Step: key block j", "fa_kblock", 0, t_c - 1, 0,
+                           help="The kernel's inner loop: one BLOCK_N-wide key/value tile per step.")
+    row = q_block * view.block_m + offset
+    prog = cache.attention_row_progress(cfg, row, key_block)
+    tiling_metrics(view, prog)
+    left, right = st.columns([1.15, 1])
+    with left:
+        ui.plot(tile_map(view, prog, q_block, key_block), key="fa_tilemap")
+        st.caption(f"N × N scaled scores of one head, cut into {view.block_m} × {view.block_n} tiles. "
+                   "Orange: the tile loaded at this step; green: tiles already folded into the running "
+                   "statistics; grey: skipped by the causal mask (never loaded); red bands: rows and columns "
+                   "past N that the kernel masks in its last tiles. Pink line: the chosen row.")
+    with right:
+        ui.plot(running_stats_figure(prog), key="fa_running")
+    ui.plot(softmax_row_figure(view, prog), key="fa_softmax_row")
+    tiling_agreement(view, prog)
+    kernel_section(cfg, prog)
+
+
+def tiling_metrics(view, prog) -> None:
+    m1, m2, m3, m4, m5 = st.columns(5)
+    m1.metric("Tiles loaded (this query block)", f"{prog.done} / {len(prog.visited)}")
+    m2.metric("Skipped (causal)", len(prog.skipped))
+    if prog.done:
+        m3.metric(f"Running max m (row {prog.row})", f"{prog.m[prog.done - 1]:.4f}")
+        m4.metric("Running sum ℓ", f"{prog.l[prog.done - 1]:.4f}")
+        m5.metric("Rescale α at this step", f"{prog.alpha[prog.done - 1]:.4f}")
+    else:
+        m3.metric(f"Running max m (row {prog.row})", "−∞")
+        m4.metric("Running sum ℓ", "0")
+        m5.metric("Rescale α at this step", "—")
+
+
+def tiling_agreement(view, prog) -> None:
+    if prog.lse_err is not None:
+        st.success(f"Every key block of row {prog.row} is in: m + log ℓ equals the naive log-sum-exp "
+                   f"(|Δ| = {prog.lse_err:.1e}) and the online softmax equals naive softmax "
+                   f"(max |Δ| = {prog.prob_err:.1e}). Over the whole head, tiled vs naive output: "
+                   f"max |Δ| = {view.out_max_err:.1e} (float64).", icon=":material/check_circle:")
+    else:
+        st.info(f"After key block {prog.key_block} the estimate is normalised over the keys seen so far; "
+                "each new block can raise the max m, and then α < 1 shrinks what was summed before. "
+                "Step to the last block to see it meet naive softmax.", icon=":material/footprint:")
+
+
+def kernel_section(cfg, prog) -> None:
+    if not st.toggle("Run our Triton kernel on this head too", value=True, key="fa_kernel_check"):
+        return
+    where = "Triton's CPU interpreter" if interpreted else info.name
+    with st.spinner(f"Running the kernel ({where}) …"):
+        check = cache.attention_kernel_check(cfg, device)
+    lse_online = prog.m[-1] + math.log(prog.l[-1])
+    st.markdown(
+        f"**Our Triton kernel** on this head (fp32, BLOCK_M × BLOCK_N = {check.block_m} × {check.block_n}, "
+        f"{where}): max |O − naive| = `{check.out_max_err:.1e}`, max |LSE − naive| = "
+        f"`{check.lse_max_err:.1e}`. Row {prog.row}: the kernel saved LSE = `{check.lse[prog.row]:.6f}`, "
+        f"the online m + log ℓ above gives `{lse_online:.6f}` — the backward pass recomputes P from this LSE."
+    )
+
+
+# ---------------------------------------------------------------- memory traffic
+def io_section() -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    n = c1.select_slider("Sequence length N", IO_SEQ_OPTIONS, value=4096, key="fa_io_n")
+    d = c2.select_slider("head_dim d", [16, 32, 64, 128], value=64, key="fa_io_d")
+    sram_kb = c3.select_slider("On-chip SRAM M (KB per SM)", SRAM_KB, value=228, key="fa_io_sram",
+                               help="A100: 192 KB per SM (164 KB usable by one block); H100/H200: 256 KB "
+                                    "per SM (228 KB shared memory, 227 KB per block).")
+    causal = c4.toggle("Causal (our kernel skips tiles)", key="fa_io_causal")
+    block_m = cache.attention_block_sizes(d, "bfloat16", "cuda", H200).block_m
+    cfg = A.IOConfig(n=n, head_dim=d, sram_bytes=sram_kb * 1024, bytes_per_elem=2, block_m=block_m, causal=causal)
+    io = cache.attention_io(cfg)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Standard attention (Alg. 0)", ui.fmt_bytes(io.naive_bytes))
+    m2.metric("FlashAttention (Alg. 1)", ui.fmt_bytes(io.flash_bytes),
+              f"{io.naive_bytes / io.flash_bytes:.1f}× less than standard", delta_color="off", delta_arrow="off")
+    m3.metric(f"Our FA2 loop (BLOCK_M {block_m})", ui.fmt_bytes(io.ours_bytes),
+              f"{io.naive_bytes / io.ours_bytes:.1f}× less than standard", delta_color="off", delta_arrow="off")
+    m4.metric("N × N buffers of standard attention", ui.fmt_bytes(io.naive_extra_bytes, binary=True),
+              f"kernel: {ui.fmt_bytes(io.flash_extra_bytes, binary=True)} of LSE", delta_color="off",
+              delta_arrow="off")
+    left, right = st.columns([1, 2])
+    with left:
+        ui.plot(io_bars(io), key="fa_io_bars")
+    with right:
+        ui.plot(io_figure(cfg), key="fa_io_curve")
+    st.caption(
+        f"Per head, one forward, 16-bit values. Standard attention (paper Alg. 0) writes S = QKᵀ, reads it "
+        f"back for P = softmax(S), writes P and reads it for PV: 4Nd + 4N² element accesses, Θ(Nd + N²). "
+        f"FlashAttention (Alg. 1) with M = {sram_kb} KB = {cfg.sram_bytes // 2:,} elements uses B_c = "
+        f"⌈M/4d⌉ = {io.block_c} keys and B_r = min(B_c, d) = {io.block_r} queries per tile, and re-reads Q "
+        f"and O once per key block ({io.t_c} times): Θ(N²d²/M). FlashAttention-2 (our kernel) swaps the "
+        f"loops: Q is read and O written once, K and V once per query block ({io.t_r} blocks of {block_m}). "
+        "Its query block is sized by registers, not by all of SRAM, so it may move more bytes than "
+        "Algorithm 1; it wins on parallelism (one program per query block) and fewer non-matmul FLOPs. "
+        "Both grow as N² with a constant far below standard attention's, and neither writes an N × N matrix.")
+    memory_table(n, d)
+
+
+def io_bars(io) -> go.Figure:
+    names = ["standard (Alg. 0)", "FlashAttention (Alg. 1)", "our FA2 loop"]
+    reads = [io.naive_read_bytes, io.flash_read_bytes, io.ours_read_bytes]
+    totals = [io.naive_bytes, io.flash_bytes, io.ours_bytes]
+    fig = go.Figure()
+    fig.add_bar(x=names, y=[r / 1e6 for r in reads], name="read from HBM", marker_color=ui.PALETTE[0],
+                hovertemplate="%{x}: %{y:,.2f} MB read<extra></extra>")
+    fig.add_bar(x=names, y=[(t - r) / 1e6 for t, r in zip(totals, reads, strict=True)], name="written to HBM",
+                marker_color=ui.PALETTE[1], hovertemplate="%{x}: %{y:,.2f} MB written<extra></extra>")
+    fig.update_layout(barmode="stack")
+    return ui.style_figure(fig, y_title="HBM traffic per head (MB)", height=380)
+
+
+def io_figure(cfg) -> go.Figure:
+    seqs = list(IO_SEQ_OPTIONS)
+    rows = [cache.attention_io(dataclasses.replace(cfg, n=s)) for s in seqs]
+    fig = go.Figure()
+    for name, attr, color in (("standard attention (Alg. 0)", "naive_bytes", COLORS["naive"]),
+                              ("FlashAttention (Alg. 1)", "flash_bytes", COLORS["flash"]),
+                              ("our FA2 loop", "ours_bytes", COLORS["ours"])):
+        fig.add_scatter(x=seqs, y=[getattr(r, attr) / 1e6 for r in rows], name=name, mode="lines+markers",
+                        line={"color": color},
+                        hovertemplate="N=%{x:,}: %{y:,.1f} MB<extra>" + name + "</extra>")
+    fig.add_vline(x=cfg.n, line_dash="dash", line_color="#868E96")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return ui.style_figure(fig, x_title="sequence length N (log)", y_title="HBM traffic per head (MB, log)",
+                           height=380)
+
+
+def memory_table(n: int, d: int) -> None:
+    st.markdown("**Peak memory on this device** (batch × heads below, N capped at what a benchmark may use here)")
+    c1, c2, c3 = st.columns([1, 1, 2])
+    batch = c1.slider("batch", 1, 8, 1, key="fa_mem_b")
+    heads = c2.slider("heads", 1, 32, 8, key="fa_mem_h")
+    n_here = min(n, A.max_bench_seq(device), A.max_bench_elements(device) // (batch * heads * d))
+    dtype = "bfloat16" if info.kind == "cuda" else "float32"
+    cfg = A.BenchConfig(seqs=(n_here,), batch=batch, heads=heads, head_dim=d, dtype=dtype)
+    pressed = info.kind == "cuda" and c3.button("Measure peak memory", key="fa_mem_run")
+    if info.kind == "cuda" and not pressed and st.session_state.get("fa_mem_cfg") != cfg:
+        st.caption("Press the button to run each implementation once and read torch.cuda.max_memory_allocated.")
+        return
+    st.session_state["fa_mem_cfg"] = cfg
+    rows = cache.attention_memory(cfg, device, _on_wait=ui.wait_callback(st.empty()))
+    table = pd.DataFrame([{
+        "implementation": A.IMPL_LABELS[r.impl],
+        "formula (beyond q, k, v; output included)": ui.fmt_bytes(r.analytic_bytes, binary=True),
+        "measured peak": ui.fmt_bytes(r.measured_bytes, binary=True) if r.measured_bytes is not None else "unknown",
+        "note": r.status} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(f"N = {n_here:,}, head_dim {d}, {dtype}. " + (
+        "Measured: torch.cuda.max_memory_allocated above the inputs during one forward." if info.kind == "cuda"
+        else "A CPU has no allocator statistics, so only the formula is shown: naive attention's N × N "
+             "scores and probabilities against the kernel's N log-sum-exp values."))
+
+
+# ---------------------------------------------------------------- timings
+def bench_controls() -> A.BenchConfig:
+    cap = A.max_bench_seq(device)
+    on_gpu = info.kind == "cuda"
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    seqs = c1.multiselect("Sequence lengths N", [s for s in SEQ_OPTIONS if s <= cap],
+                          default=[1024, 2048, 4096, 8192] if on_gpu else [64, 128, 256, 512], key="fa_b_seqs")
+    dtype = c2.selectbox("dtype", ["bfloat16", "float16", "float32"] if on_gpu else ["float32", "bfloat16"],
+                         key="fa_b_dtype")
+    head_dim = c3.select_slider("head_dim", [16, 32, 64, 128], value=64, key="fa_b_d")
+    batch = c4.slider("batch", 1, 16, 1, key="fa_b_batch")
+    c5, c6, c7, c8 = st.columns([2, 1, 1, 1])
+    impls = c5.multiselect("Implementations", A.IMPLEMENTATIONS, default=list(A.IMPLEMENTATIONS),
+                           format_func=A.IMPL_LABELS.get, key="fa_b_impls")
+    heads = c6.slider("heads", 1, 32, 16 if on_gpu else 4, key="fa_b_heads")
+    causal = c7.toggle("Causal", key="fa_b_causal")
+    backward = c8.toggle("Forward + backward", key="fa_b_bwd")
+    sdpa = "auto"
+    if on_gpu:
+        sdpa = st.radio("SDPA backend", A.SDPA_BACKENDS, horizontal=True, key="fa_b_sdpa",
+                        format_func={"auto": "PyTorch's choice", "flash": "force flash (FlashAttention-2)"}.get)
+    return A.BenchConfig(seqs=tuple(seqs), batch=batch, heads=heads, head_dim=head_dim, dtype=dtype,
+                         causal=causal, backward=backward, impls=tuple(impls), sdpa_backend=sdpa)
+
+
+def timing_section() -> None:
+    cfg = bench_controls()
+    if st.button("Run benchmark", key="fa_run", type="primary"):
+        st.session_state["fa_bench_cfg"] = cfg
+    ran = st.session_state.get("fa_bench_cfg")
+    if ran is None:
+        show_recorded_here()
+        return
+    if ran != cfg:
+        st.caption("Settings changed: press **Run benchmark** to measure them. Showing the last run.")
+    bar = st.progress(0.0)
+    rows = cache.attention_benchmark(ran, device, _progress=ui.progress_callback(bar),
+                                     _on_wait=ui.wait_callback(st.empty()))
+    bar.empty()
+    df = pd.DataFrame([dataclasses.asdict(r) for r in rows])
+    show_timings(df, f"{info.name}, {ran.dtype}, batch {ran.batch}, heads {ran.heads}, head_dim {ran.head_dim}"
+                 f"{', causal' if ran.causal else ''}", "fa_live")
+
+
+def show_recorded_here() -> None:
+    docs = [d for d in cache.attention_recorded() if d.get("meta", {}).get("device", {}).get("kind") == info.kind]
+    st.info("Press **Run benchmark** to time the implementations on this machine now (small sizes "
+            "take a few seconds on a CPU).", icon=":material/timer:")
+    if docs:
+        doc = max(docs, key=lambda d: d.get("meta", {}).get("date", ""))
+        load = doc.get("load_avg")
+        busy = (f" Load average at its end (1/5/15 min): {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on "
+                f"{doc['cpu_count']} CPUs.") if load and len(load) == 3 and doc.get("cpu_count") else ""
+        st.caption(ui.recorded_caption(doc["meta"]) + busy + " Shown until you run your own.")
+        show_recorded_doc(doc, "fa_rec_here")
+
+
+def show_timings(df: pd.DataFrame, title: str, key: str) -> None:
+    st.caption(title)
+    for mode, label in (("fwd", "Forward"), ("fwd+bwd", "Forward + backward")):
+        part = df[df["mode"] == mode]
+        if part.empty:
+            continue
+        st.markdown(f"**{label}**")
+        left, right = st.columns(2)
+        with left:
+            ui.plot(timing_figure(part, "ms"), key=f"{key}_{mode}_ms")
+        with right:
+            ui.plot(timing_figure(part, "tflops"), key=f"{key}_{mode}_tf")
+    if (df["status"] == A.INTERPRETER_STATUS).any():
+        st.caption("Our Triton kernel: under the CPU interpreter it is run for correctness only — see its "
+                   "error column; it has no time on this machine.")
+    st.dataframe(timing_table(df), hide_index=True, width="stretch")
+
+
+def timing_figure(df: pd.DataFrame, metric: str) -> go.Figure:
+    fig = go.Figure()
+    for impl, part in df.groupby("impl", sort=False):
+        part = part[part[metric].notna()]
+        if part.empty:
+            continue
+        err = [f"{e:.1e}" if e == e and e is not None else "—" for e in part["max_err"]]
+        fig.add_scatter(x=part["n"], y=part[metric], name=A.IMPL_LABELS.get(impl, impl), mode="lines+markers",
+                        line_color=COLORS.get(impl), customdata=err,
+                        hovertemplate="N=%{x:,}: %{y:,.4g} " + ("ms" if metric == "ms" else "TFLOP/s")
+                        + "<br>max |err| vs float64: %{customdata}<extra>" + str(impl) + "</extra>")
+    fig.update_xaxes(type="log")
+    if metric == "ms":
+        fig.update_yaxes(type="log")
+    y_title = "median time (ms, log)" if metric == "ms" else "TFLOP/s (4·B·H·N²·D fwd, ×3.5 fwd+bwd)"
+    return ui.style_figure(fig, x_title="sequence length N (log)", y_title=y_title, height=360)
+
+
+def timing_table(df: pd.DataFrame) -> pd.DataFrame:
+    table = pd.DataFrame({
+        "implementation": [A.IMPL_LABELS.get(i, i) for i in df["impl"]],
+        "N": df["n"], "pass": df["mode"],
+        "time": [ui.fmt_ms(x) if x == x else "—" for x in df["ms"].astype(float)],
+        "TFLOP/s": [f"{x:,.3g}" if x == x else "—" for x in df["tflops"].astype(float)],
+        "max |err| vs float64": [f"{x:.1e}" if x == x else "—" for x in df["max_err"].astype(float)],
+        "grad max |err|": [f"{x:.1e}" if x == x else "—" for x in df["grad_err"].astype(float)],
+        "peak memory": [ui.fmt_bytes(x, binary=True) if x == x else "—" for x in df["peak_bytes"].astype(float)],
+        "status": df["status"],
+    })
+    return table if df["peak_bytes"].notna().any() else table.drop(columns="peak memory")
+
+
+# ---------------------------------------------------------------- recorded GPU results
+def show_recorded_doc(doc: dict, key: str) -> None:
+    rows = pd.DataFrame(A.recorded_rows(doc))
+    if rows.empty:
+        st.caption("This result file holds no rows.")
+        return
+    device_name = doc.get("meta", {}).get("device", {}).get("name", "unknown device")
+    date = doc.get("meta", {}).get("date", "unknown date")
+    for (d, causal), part in rows.groupby(["head_dim", "causal"], sort=True):
+        shape = f"batch {part['batch'].iloc[0]}, heads {part['heads'].iloc[0]}" if part["batch"].nunique() == 1 else \
+            "16k tokens per batch"
+        label = (f"Recorded on {device_name}, {date} · head_dim {d}{' · causal' if causal else ''} · "
+                 f"{part['dtype'].iloc[0]} · {shape}")
+        with st.expander(f"head_dim {d}{', causal' if causal else ''}", expanded=True):
+            show_timings(part.reset_index(drop=True), label, f"{key}_{d}_{int(bool(causal))}")
+
+
+def gpu_section() -> None:
+    docs = [d for d in cache.attention_recorded() if d.get("meta", {}).get("device", {}).get("kind") == "cuda"]
+    if not docs:
+        st.info("No GPU results recorded yet. Run `bash bench/gpu_check.sh` on a CUDA machine and commit "
+                "bench/results/gpu-check-cuda.json: this tab then shows our kernel against PyTorch SDPA's "
+                "flash backend (bf16, head_dim 64 and 128, N = 1k…16k, causal and not), with the device "
+                "and date.", icon=":material/hourglass_empty:")
+        return
+    doc = max(docs, key=lambda d: d.get("meta", {}).get("date", ""))
+    st.caption(ui.recorded_caption(doc["meta"]))
+    ratios = pd.DataFrame(A.speed_ratios(A.recorded_rows(doc)))
+    if not ratios.empty:
+        targets = doc.get("targets", {"fwd": 1.0, "fwd+bwd": 0.8})
+        target = [targets.get(m) for m in ratios["mode"]]
+        table = pd.DataFrame({
+            "head_dim": ratios["head_dim"], "mask": ["causal" if c else "full" for c in ratios["causal"]],
+            "N": ratios["n"], "pass": ratios["mode"], "ours (TFLOP/s)": ratios["tflops"].round(1),
+            "SDPA (TFLOP/s)": ratios["baseline_tflops"].round(1), "speed vs SDPA": ratios["ratio"].round(3),
+            "target": target,
+            "met": ["✓" if r >= (t or 0) else "✗" for r, t in zip(ratios["ratio"], target, strict=True)]})
+        st.markdown("**Our kernel vs PyTorch SDPA** (speed = SDPA time / our time; target: forward ≥ 1.0, "
+                    "forward+backward ≥ 0.8)")
+        st.dataframe(table, hide_index=True, width="stretch")
+    show_recorded_doc(doc, "fa_gpu")
+    if doc.get("sweep"):
+        with st.expander("Block-size sweep (N = 4096, bf16)"):
+            st.dataframe(pd.DataFrame(doc["sweep"]).round(3), hide_index=True, width="stretch")
+
+
+with tab_tiles, ui.guard():
+    tiling_section()
+with tab_io, ui.guard():
+    io_section()
+with tab_time, ui.guard():
+    timing_section()
+with tab_gpu, ui.guard():
+    gpu_section()
+
+ui.page_footer(
+    "**Tiles.** The kernel gives each block of BLOCK_M query rows to one program. That program walks "
+    "the key/value blocks left to right; for each tile it computes the scores, updates the row max m, "
+    "rescales what it had summed so far by α = exp(m_old − m_new), and adds the new tile. Nothing N × N "
+    "is ever written out. After the last tile, O = acc/ℓ and LSE = m + log ℓ are exact, not approximate: "
+    "the green check compares them with naive softmax in float64. With a causal mask, tiles wholly above "
+    "the diagonal are skipped (grey): about half the work.\n\n"
+    "**Memory traffic.** Counts of bytes between GPU memory (HBM) and the chip, from the FlashAttention "
+    "paper's analysis; larger on-chip SRAM M means bigger tiles and fewer passes. The measured peak memory "
+    "(on a GPU) shows the N × N buffers naive attention needs and the kernel does not.\n\n"
+    "**Timings.** Median of repeats after warm-up (triton.testing.do_bench on CUDA). TFLOP/s counts the "
+    "two matmuls, 4·B·H·N²·D for the forward (half with a causal mask) and 2.5× that for the backward. "
+    "The error column is the max |difference| to a float64 reference on head (0, 0): expect ~1e-6 in "
+    "fp32 and ~1e-2 in bf16, for every implementation alike.",
+    [
+        ("Dao et al. 2022, FlashAttention, Sec. 3.1 (Algorithm 1) and Theorem 2 (IO complexity)",
+         "https://arxiv.org/abs/2205.14135"),
+        ("Dao 2023, FlashAttention-2, Sec. 3 (Algorithms 1 and 2: forward, backward) and Sec. 4 (FLOPs)",
+         "https://arxiv.org/abs/2307.08691"),
+        ("Milakov & Gimelshein 2018, Online normalizer calculation for softmax, Sec. 3",
+         "https://arxiv.org/abs/1805.02867"),
+        ("Triton tutorial 06, Fused Attention", "https://triton-lang.org/main/getting-started/tutorials/06-fused-attention.html"),
+        ("Vaswani et al. 2017, Attention Is All You Need, Sec. 3.2.1", "https://arxiv.org/abs/1706.03762"),
+        ("PyTorch scaled_dot_product_attention", "https://pytorch.org/docs/stable/generated/torch.nn.functional.scaled_dot_product_attention.html"),
+    ],
+)

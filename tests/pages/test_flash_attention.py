@@ -1,0 +1,131 @@
+"""pages/flash_attention.py through app/main.py (AppTest): renders clean, steps through
+the tiles, runs a tiny benchmark, and answers bad settings with messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.common import load_results
+from tests.pages.apptest import assert_clean, errors, open_page
+
+
+@pytest.fixture(scope="module")
+def page():
+    at = open_page("flash_attention.py")
+    assert_clean(at)
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_renders_with_tiles_kernel_check_and_io(page):
+    assert "FlashAttention" in texts(page.title)
+    labels = {m.label: m.value for m in page.metric}
+    assert labels["Tiles loaded (this query block)"].startswith("1 / ")
+    assert "Standard attention (Alg. 0)" in labels and "FlashAttention (Alg. 1)" in labels
+    markdown = " ".join(texts(page.markdown))
+    assert "Our Triton kernel" in markdown and "max |O − naive|" in markdown
+    assert not errors(page)
+
+
+def test_stepping_to_the_last_key_block_agrees_with_naive(page):
+    last = page.slider(key="fa_kblock").max
+    page.slider(key="fa_kblock").set_value(last).run()
+    assert_clean(page)
+    assert any("equals naive softmax" in s for s in texts(page.success))
+    page.toggle(key="fa_causal").set_value(True).run()
+    assert_clean(page)
+    labels = {m.label: m.value for m in page.metric}
+    assert int(labels["Skipped (causal)"]) > 0
+    page.radio(key="fa_blocks").set_value("h200").run()
+    page.slider(key="fa_n").set_value(300).run()
+    assert_clean(page)
+    assert any("equals naive softmax" in s or "normalised" in s for s in texts(page.success) + texts(page.info))
+
+
+def test_io_controls(page):
+    page.select_slider(key="fa_io_n").set_value(131072).run()
+    page.select_slider(key="fa_io_sram").set_value(48).run()
+    page.toggle(key="fa_io_causal").set_value(True).run()
+    assert_clean(page)
+    labels = {m.label: m.value for m in page.metric}
+    assert labels["Standard attention (Alg. 0)"].endswith("GB")
+
+
+def test_run_a_tiny_benchmark(page):
+    page.multiselect(key="fa_b_seqs").set_value([64]).run()
+    page.multiselect(key="fa_b_impls").set_value(["naive", "sdpa", "triton"]).run()
+    page.slider(key="fa_b_heads").set_value(1).run()
+    page.toggle(key="fa_b_bwd").set_value(True).run()
+    page.button(key="fa_run").click().run()
+    assert_clean(page)
+    assert not errors(page)
+    assert len(page.dataframe) >= 2
+
+
+def test_bad_benchmark_settings_show_a_message():
+    at = open_page("flash_attention.py")
+    at.multiselect(key="fa_b_seqs").set_value([]).run()
+    at.button(key="fa_run").click().run()
+    assert_clean(at)
+    assert any("sequence lengths" in e for e in errors(at))
+
+
+def test_recorded_gpu_tab_is_graceful(page):
+    gpu = [d for d in load_results("attention") if d.get("meta", {}).get("device", {}).get("kind") == "cuda"]
+    if gpu:
+        assert any("Recorded on" in c for c in texts(page.caption))
+    else:
+        assert any("No GPU results recorded yet" in i for i in texts(page.info))
+
+
+@pytest.mark.slow
+def test_real_minilm_head():
+    at = open_page("flash_attention.py")
+    at.toggle(key="fa_kernel_check").set_value(False).run()
+    at.radio(key="fa_source").set_value("minilm").run()
+    assert_clean(at)
+    assert not errors(at)
+    assert at.slider(key="fa_tokens").value == 160 and at.slider(key="fa_layer").value == 1
+    assert any("equals naive softmax" in s or "normalised" in s for s in texts(at.success) + texts(at.info))
+
+
+def _fake_gpu_doc() -> dict:
+    """A document shaped like bench/attention.py's output on CUDA (test data for the renderer)."""
+    cases = []
+    for d in (64, 128):
+        for causal in (False, True):
+            for n in (1024, 4096):
+                rows = []
+                for impl, ms in (("triton", 1.0), ("sdpa", 1.1), ("naive", 4.0)):
+                    for mode, scale in (("fwd", 1.0), ("fwd+bwd", 3.2)):
+                        rows.append({"impl": impl, "n": n, "mode": mode, "ms": ms * scale * n / 1024,
+                                     "tflops": 300.0 / ms, "max_err": 4e-3, "grad_err": 8e-3 if mode != "fwd" else None,
+                                     "peak_bytes": 1 << 20, "status": "ok"})
+                cases.append({"head_dim": d, "causal": causal, "dtype": "bfloat16", "batch": 16384 // n,
+                              "heads": 2048 // d, "sdpa_backend": "flash", "rows": rows})
+    return {"benchmark": "attention", "meta": {"device": {"kind": "cuda", "name": "NVIDIA H200"},
+                                               "date": "2026-01-02 03:04 UTC"},
+            "cases": cases, "sweep": [{"head_dim": 64, "n": 4096, "mode": "fwd", "block_m": 128, "ms": 1.0,
+                                       "tflops": 500.0, "status": "ok"}],
+            "targets": {"fwd": 1.0, "fwd+bwd": 0.8}, "summary": []}
+
+
+def test_recorded_gpu_results_render(tmp_path, monkeypatch):
+    import json
+
+    import bench.common
+    from app import cache
+
+    (tmp_path / "attention-cuda.json").write_text(json.dumps(_fake_gpu_doc()), encoding="utf-8")
+    monkeypatch.setattr(bench.common, "RESULTS_DIR", tmp_path)
+    cache.attention_recorded.clear()
+    try:
+        at = open_page("flash_attention.py")
+        assert_clean(at)
+        assert any("Recorded on NVIDIA H200, 2026-01-02" in c for c in texts(at.caption))
+        assert any("speed vs SDPA" in df.value.columns for df in at.dataframe)
+    finally:
+        cache.attention_recorded.clear()
