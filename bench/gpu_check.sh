@@ -23,10 +23,10 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
 echo "=== 1/2 GPU tests ==="
-timeout 200 "$PY" -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors \
+timeout 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors \
   --ignore=tests/pages --ignore=tests/browser --ignore=tests/app --ignore=tests/load \
   --junitxml "$WORK/gpu-tests.xml" tests 2>&1 | tail -40
 
 echo "=== 2/2 benchmarks ==="
-"$PY" -m bench.run_all --gpu --out "$WORK" --budget-s 330 \
+"$PY" -m bench.run_all --gpu --out "$WORK" --budget-s 300 \
   --tests-xml "$WORK/gpu-tests.xml" --bundle "$OUT_DIR/gpu-check-cuda.json"
