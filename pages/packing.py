@@ -1,0 +1,478 @@
+"""Sequence packing: padding vs packing on real token lengths, cu_seqlens masks, packed == alone, speed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import cache, ui
+from core import packing as P
+from core.validation import ValidationError, check_text
+
+TITLE = "Sequence packing"
+MAX_UPLOAD_BYTES = 2_000_000
+SOURCES = {"wiki-paragraph": "Wikipedia sample, one sample per paragraph",
+           "wiki-article": "Wikipedia sample, one sample per article (cut at the max length)",
+           "text": "Your own text"}
+LENGTH_OPTIONS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
+PAD_COLOR = "#DEE2E6"
+
+ui.page_header(
+    TITLE,
+    "A padded batch computes every sample at the batch's longest length; the padding is thrown away. "
+    "**Packing** puts whole samples end to end in rows of a fixed length. A **block-diagonal mask** built "
+    "from `cu_seqlens` and **position ids that restart** at every sample keep each sample's output "
+    "exactly what it would be alone. Real token lengths (the tokenizer you pick), a real transformer "
+    "layer checked both ways, and forward+backward timed on this device.",
+)
+device = cache.device_name()
+info = cache.device_info()
+tab_pack, tab_mask, tab_layer, tab_speed = st.tabs(
+    ["Padding vs packing", "cu_seqlens & the mask", "Packed == alone?", "Speed & memory"])
+
+
+def titled_plot(fig: go.Figure, key: str, title: str) -> None:
+    """A bold title line above a chart (plotly titles collide with the top legend)."""
+    st.markdown(f"**{title}**")
+    ui.plot(fig, key=key)
+
+
+# ---------------------------------------------------------------- inputs
+def tokenizer_choice(container) -> str:
+    from core.tokenizers import list_tokenizers
+
+    options = [n for n in list_tokenizers() if n != "bert-wordpiece"]
+    default = options.index("cl100k_base") if "cl100k_base" in options else 0
+    return container.selectbox("Tokenizer", options, index=default, key="pk_tokenizer",
+                               help="Lengths are real token counts (+1 end-of-text token per sample).")
+
+
+def user_text(container) -> str:
+    text = container.text_area("Your documents (a blank line between documents; one paragraph a line)",
+                               key="pk_text", height=140, max_chars=P.MAX_TEXT_CHARS,
+                               placeholder="Paste some text: each line becomes a sample.")
+    upload = container.file_uploader("…or upload a UTF-8 text file", type=["txt", "md", "csv"],
+                                     key="pk_upload")
+    if upload is not None:
+        from core.corpus import upload_text
+
+        checked = upload_text(upload.getvalue(), max_bytes=MAX_UPLOAD_BYTES)
+        ui.notice_truncated(checked, MAX_UPLOAD_BYTES, "bytes")
+        text = checked.text
+    if text.strip():
+        checked = check_text(text, max_chars=P.MAX_TEXT_CHARS, name="Your text")
+        ui.notice_truncated(checked, P.MAX_TEXT_CHARS)
+        return checked.text
+    return text
+
+
+def sample_source() -> tuple[tuple | None, dict]:
+    """Widgets for the data and the batch shape; returns (lengths or None, settings)."""
+    c1, c2, c3, c4, c5 = st.columns([1.6, 1, 1, 1, 1])
+    source = c1.selectbox("Samples", list(SOURCES), format_func=SOURCES.get, key="pk_source")
+    tokenizer = tokenizer_choice(c2)
+    max_len = c3.select_slider("Max sample length (tokens)", LENGTH_OPTIONS, value=1024, key="pk_max_len",
+                               help="Longer documents are cut into several samples.")
+    capacity = c4.select_slider("Pack length (tokens per row)", LENGTH_OPTIONS, value=2048, key="pk_capacity")
+    batch = c5.slider("Batch size (padded)", 1, 64, 8, key="pk_batch",
+                      help="Sequences per padded batch. A packed batch gets the same token budget: "
+                           "batch × max length tokens.")
+    text = ""
+    settings = {"capacity": capacity, "batch": batch, "max_len": max_len, "tokenizer": tokenizer}
+    if source == "text":
+        text = user_text(st)
+        if not text.strip():
+            st.info("Type or upload some text to see its length distribution.", icon=":material/edit:")
+            return None, settings
+    unit = "article" if source == "wiki-article" else "paragraph"
+    origin = "wiki" if source.startswith("wiki") else "text"
+    return cache.pack_samples(origin, unit, tokenizer, max_len, text), settings
+
+
+# ---------------------------------------------------------------- tab 1
+def length_figure(lengths: tuple, capacity: int) -> go.Figure:
+    hist = cache.pack_histogram(lengths, 50)
+    edges = hist["edges"]
+    mids = [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)]
+    fig = go.Figure(go.Bar(x=mids, y=hist["counts"], width=edges[1] - edges[0], marker_color=ui.PALETTE[0],
+                           customdata=list(zip(edges, edges[1:], strict=False)),
+                           hovertemplate="%{customdata[0]}–%{customdata[1]} tokens: %{y} samples<extra></extra>"))
+    longest = edges[-1]
+    if capacity <= 1.5 * longest:
+        fig.add_vline(x=capacity, line_dash="dash", line_color=ui.PALETTE[1],
+                      annotation_text=f"pack length {capacity:,}")
+    else:
+        fig.add_annotation(x=1, y=1, xref="paper", yref="paper", showarrow=False, xanchor="right",
+                           text=f"pack length {capacity:,} tokens (off the chart)")
+    return ui.style_figure(fig, x_title="sample length (tokens)", y_title="samples", height=300)
+
+
+def stats_table(stats) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "strategy": s.label, "rows": s.rows, "batches": s.batches,
+        "computed positions": s.slots, "efficiency": ui.fmt_pct(s.efficiency),
+        "padding": ui.fmt_pct(s.waste), "real tokens / batch": f"{s.tokens_per_batch:,.0f}",
+        "attention scores (full rows)": ui.fmt_count(s.attention_scores),
+        "sequences cut": s.split_sequences,
+    } for s in stats])
+
+
+def waste_figure(stats) -> go.Figure:
+    fig = go.Figure(go.Bar(
+        y=[s.label for s in stats], x=[100 * s.waste for s in stats], orientation="h",
+        marker_color=[ui.PALETTE[1] if s.strategy.startswith("pad") else ui.PALETTE[2] for s in stats],
+        text=[ui.fmt_pct(s.waste) for s in stats], textposition="outside",
+        hovertemplate="%{y}: %{x:.2f} % of computed positions are padding<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[0, 118])
+    return ui.style_figure(fig, x_title="padding (% of computed positions)", height=300)
+
+
+def layout_figure(packing, values: tuple, rows: int, width: int) -> go.Figure:
+    """The first rows of a layout: one coloured segment per sequence, padding grey."""
+    fig = go.Figure()
+    shown = list(range(min(rows, packing.n_rows)))
+    depth = max(len(packing.pieces[r]) for r in shown)
+    for j in range(depth):
+        xs, names, colors = [], [], []
+        for r in shown:
+            has = j < len(packing.pieces[r])
+            xs.append(packing.pieces[r][j] if has else 0)
+            idx = packing.rows[r][j] if has else -1
+            names.append(f"sample #{idx}: {packing.pieces[r][j]:,} of {values[idx]:,} tokens" if has else "")
+            colors.append(ui.PALETTE[idx % len(ui.PALETTE)] if has else PAD_COLOR)
+        fig.add_bar(y=[f"row {r}" for r in shown], x=xs, orientation="h", marker_color=colors,
+                    marker_line_width=1, marker_line_color="white", customdata=names,
+                    hovertemplate="%{customdata}<extra></extra>", showlegend=False)
+    pads = [packing.row_width[r] - packing.row_tokens[r] for r in shown]
+    fig.add_bar(y=[f"row {r}" for r in shown], x=pads, orientation="h", marker_color=PAD_COLOR,
+                name="padding", hovertemplate="padding: %{x:,} positions<extra></extra>")
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[0, width])
+    return ui.style_figure(fig, x_title="position in the row (tokens)", height=60 + 26 * len(shown))
+
+
+def render_pack_tab() -> tuple | None:
+    lengths, cfg = sample_source()
+    if lengths is None:
+        return None
+    stats = cache.pack_compare(lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
+    arr = np.asarray(lengths)
+    m = st.columns(5)
+    m[0].metric("Samples", f"{len(arr):,}")
+    m[1].metric("Real tokens", ui.fmt_count(int(arr.sum())))
+    m[2].metric("Median length", f"{int(np.median(arr)):,} tokens")
+    m[3].metric("Longest", f"{int(arr.max()):,} tokens")
+    best = min(stats, key=lambda s: s.waste)
+    m[4].metric("Least padding", ui.fmt_pct(best.waste), help=best.label)
+    ui.plot(length_figure(lengths, cfg["capacity"]), key="pk_hist")
+    st.dataframe(stats_table(stats), hide_index=True, width="stretch")
+    c1, c2 = st.columns(2)
+    with c1:
+        ui.plot(waste_figure(stats), key="pk_waste")
+    with c2:
+        layout_section(lengths, cfg)
+    return lengths
+
+
+def layout_section(lengths: tuple, cfg: dict) -> None:
+    strategy = st.selectbox("Layout of the first rows", list(P.STRATEGIES), index=4,
+                            format_func=P.STRATEGIES.get, key="pk_layout")
+    packing, values = cache.pack_layout(strategy, lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
+    width = max(packing.row_width[: 12]) if strategy.startswith("pad") else cfg["capacity"]
+    ui.plot(layout_figure(packing, values, 12, max(width, cfg["capacity"])), key="pk_layout_fig")
+
+
+corpus_lengths = None
+with tab_pack, ui.guard():
+    corpus_lengths = render_pack_tab()
+
+
+# ---------------------------------------------------------------- tab 2
+def mask_figure(mask: np.ndarray, doc: np.ndarray) -> go.Figure:
+    T = mask.shape[0]
+    hover = [[f"query {i} (seq {doc[i]}) → key {j} (seq {doc[j]}): "
+              f"{'attends' if mask[i, j] else 'masked'}" for j in range(T)] for i in range(T)]
+    fig = go.Figure(go.Heatmap(z=mask.astype(int), colorscale=[[0, "#F1F3F5"], [1, ui.PALETTE[0]]],
+                               showscale=False, text=hover, hovertemplate="%{text}<extra></extra>",
+                               xgap=1, ygap=1))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    return ui.style_figure(fig, x_title="key position", y_title="query position", height=420)
+
+
+def render_mask_tab() -> None:
+    c1, c2 = st.columns([2, 1])
+    text = c1.text_input("Sequence lengths (tokens)", "5, 3, 7, 4", key="pk_mask_lengths")
+    row = c2.slider("Row length (pack length)", 4, 64, 24, key="pk_mask_row")
+    layout = P.row_layout(P.parse_lengths(text, max_sequences=16), row)
+    real = layout.cu_seqlens[-1]
+    st.markdown(f"`cu_seqlens = {list(layout.cu_seqlens)}` · {real} real tokens, {row - real} padding "
+                "(padding gets its own id, −1, and only ever sees padding).")
+    table = pd.DataFrame({"position in row": range(row), "sequence id": layout.doc,
+                          "position id (restarting)": layout.positions,
+                          "position id (not restarting)": list(range(row))}).T
+    st.dataframe(table, width="stretch")
+    block, plain, d = layout.block_mask.numpy(), layout.causal_mask.numpy(), np.asarray(layout.doc)
+    c1, c2 = st.columns(2)
+    with c1:
+        titled_plot(mask_figure(block, d), "pk_mask_block", "Block-diagonal causal mask (correct)")
+    with c2:
+        titled_plot(mask_figure(plain, d), "pk_mask_plain", "Plain causal mask (leaks across sequences)")
+
+
+with tab_mask, ui.guard():
+    render_mask_tab()
+
+
+# ---------------------------------------------------------------- tab 3
+def default_layer_lengths(lengths) -> str:
+    """The first real samples that fit a small row (default input of the layer check)."""
+    picked, total = [], 0
+    for n in lengths or (37, 112, 18, 64, 90):
+        if n <= 160 and total + n <= 384 and len(picked) < 6:
+            picked.append(int(n))
+            total += n
+    return ", ".join(map(str, picked or [37, 112, 18, 64, 90]))
+
+
+def error_figure(result) -> go.Figure:
+    fig = go.Figure()
+    seqs = [f"seq {i} ({n} tok)" for i, n in enumerate(result.lengths)]
+    for i, v in enumerate(result.variants):
+        rel = [max(x, 1e-18) for x in v.rel]
+        fig.add_bar(x=seqs, y=rel, name=v.label, marker_color=ui.PALETTE[[2, 1, 4, 3][i]],
+                    customdata=v.max_abs,
+                    hovertemplate="%{x}: relative error %{y:.2e}, max |Δ| %{customdata:.2e}<extra>"
+                                  + v.label + "</extra>")
+    fig.add_hline(y=result.noise, line_dash="dot", line_color="#868E96",
+                  annotation_text=f"{result.dtype} rounding ≈ {result.noise:.0e}")
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_layout(barmode="group")
+    ui.style_figure(fig, y_title="‖packed − alone‖ / ‖alone‖ (log)", height=480)
+    fig.update_layout(legend={"orientation": "v", "y": -0.12, "yanchor": "top", "x": 0},
+                      margin={"b": 10, "t": 40})
+    return fig
+
+
+def attention_figure(probs: np.ndarray, cu: tuple) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=probs, colorscale="Blues", colorbar={"title": "p"},
+                               hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>"))
+    for c in cu[1:-1]:
+        fig.add_hline(y=c - 0.5, line_width=1, line_color=ui.PALETTE[1])
+        fig.add_vline(x=c - 0.5, line_width=1, line_color=ui.PALETTE[1])
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    return ui.style_figure(fig, x_title="key position", y_title="query position", height=420)
+
+
+def render_layer_tab(lengths) -> None:
+    c1, c2, c3 = st.columns([2, 1, 1])
+    text = c1.text_input("Sequences packed into one row (token lengths)", default_layer_lengths(lengths),
+                         key="pk_layer_lengths", help="Defaults to the first real samples of the data above.")
+    dtype = c2.selectbox("Precision", ["float64", "float32", "bfloat16"], key="pk_layer_dtype")
+    attn_options = ["sdpa", "varlen-loop", "reference"] + (["flex"] if P.flex_available(device, backward=False) else [])
+    attn = c3.selectbox("Attention path", attn_options, key="pk_layer_attn", format_func={
+        "sdpa": "SDPA + boolean block mask", "varlen-loop": "causal SDPA per sequence (cu_seqlens)",
+        "reference": "written-out softmax (reference)", "flex": "FlexAttention document mask"}.get)
+    values = tuple(P.parse_lengths(text))
+    cols = st.columns(2)
+    results = {}
+    for col, positions in zip(cols, P.POSITIONS, strict=True):
+        cfg = P.LayerConfig(positions=positions)
+        results[positions] = res = cache.pack_layer(values, cfg, dtype, attn, device)
+        name = "RoPE (relative)" if positions == "rope" else "learned absolute positions (GPT-2 style)"
+        with col:
+            titled_plot(error_figure(res), f"pk_err_{positions}", f"Block with {name}")
+    st.caption(layer_verdict(results))
+    maps = results["learned"].attention
+    if maps:
+        c1, c2 = st.columns(2)
+        with c1:
+            titled_plot(attention_figure(maps["packed"], results["learned"].cu_seqlens), "pk_att_block",
+                        "Attention probabilities, block mask (mean over heads)")
+        with c2:
+            titled_plot(attention_figure(maps["plain-causal"], results["learned"].cu_seqlens), "pk_att_plain",
+                        "Attention probabilities, plain causal mask (mean over heads)")
+
+
+def layer_verdict(results: dict) -> str:
+    lines = []
+    for positions, res in results.items():
+        v = {x.variant: x for x in res.variants}
+        lines.append(
+            f"**{positions}**: correct packing max relative error {max(v['packed'].rel):.1e} "
+            f"(rounding {res.noise:.0e}); plain causal mask up to {max(v['plain-causal'].rel):.1e} "
+            f"(sequence 0 untouched: {v['plain-causal'].rel[0]:.1e}); non-restarting positions up to "
+            f"{max(v['positions-continue'].rel):.1e}.")
+    return "  \n".join(lines)
+
+
+with tab_layer, ui.guard():
+    render_layer_tab(corpus_lengths)
+
+
+# ---------------------------------------------------------------- tab 4
+METHOD_COLORS = {"padded": ui.PALETTE[1], "packed-sdpa": ui.PALETTE[0],
+                 "packed-varlen-loop": ui.PALETTE[2], "packed-flex": ui.PALETTE[4]}
+SHORT = {"padded": "padded", "packed-sdpa": "packed · SDPA mask",
+         "packed-varlen-loop": "packed · varlen loop", "packed-flex": "packed · Flex"}
+
+
+def speed_settings(lengths) -> tuple[tuple, P.ThroughputConfig, tuple]:
+    cuda = info.kind == "cuda"
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
+    n = c1.slider("Sequences", 8, 512, 256 if cuda else 48, key="pk_speed_n",
+                  help="Drawn at random from the samples of the first tab.")
+    width = c2.select_slider("Model width", [64, 128, 256, 512, 1024, 2048], 1024 if cuda else 128,
+                             key="pk_speed_width")
+    layers = c3.slider("Layers", 1, 8, 4 if cuda else 2, key="pk_speed_layers")
+    capacity = c4.select_slider("Pack length", LENGTH_OPTIONS[2:], 2048 if cuda else 1024, key="pk_speed_cap")
+    batch = c5.slider("Batch size (padded)", 1, 64, 16 if cuda else 8, key="pk_speed_batch")
+    dtypes = ["bfloat16", "float32"] if cuda else ["float32", "bfloat16"]
+    dtype = c6.selectbox("Precision", dtypes, key="pk_speed_dtype")
+    available = [m for m in P.METHODS if m != "packed-flex" or P.flex_available(device)]
+    methods = st.multiselect("Methods", available, default=available, key="pk_speed_methods",
+                             format_func=P.METHODS.get)
+    if not methods:
+        raise ValidationError("Pick at least one method to measure.")
+    heads = max(1, width // 64)
+    cfg = P.ThroughputConfig(d_model=width, n_heads=heads, n_layers=layers, batch_size=batch,
+                             capacity=capacity, dtype=dtype)
+    sample = tuple(P.sample_sequences(lengths, min(n, len(lengths))))
+    return sample, cfg, tuple(methods)
+
+
+def speed_table(result) -> pd.DataFrame:
+    rows = []
+    for m in result.methods:
+        if not m.available:
+            rows.append({"method": m.label, "note": m.note})
+            continue
+        rows.append({
+            "method": m.label, "batches": m.batches, "computed positions": f"{m.slots:,}",
+            "padding": ui.fmt_pct(1 - m.real_tokens / m.slots), "time per pass": ui.fmt_ms(m.median_ms),
+            "tokens/s": ui.fmt_count(m.tokens_per_s), "saved for backward": ui.fmt_bytes(m.saved_bytes),
+            "CUDA peak": ui.fmt_bytes(m.peak_bytes) if m.peak_bytes is not None else "unknown (not CUDA)",
+            "FLOPs computed / useful": f"{m.flops_computed / m.flops_useful:.2f}×", "note": m.note})
+    return pd.DataFrame(rows)
+
+
+def speed_figures(result) -> tuple[go.Figure, go.Figure]:
+    ran = [m for m in result.methods if m.available]
+    names, colors = [SHORT[m.method] for m in ran], [METHOD_COLORS[m.method] for m in ran]
+    fig_t = go.Figure(go.Bar(x=names, y=[m.tokens_per_s for m in ran], marker_color=colors,
+                             hovertemplate="%{x}: %{y:,.0f} real tokens/s<extra></extra>"))
+    ui.style_figure(fig_t, y_title="real tokens/s (fwd + bwd)", height=340)
+    cuda = bool(ran) and ran[0].peak_bytes is not None
+    mem = [m.peak_bytes if cuda else m.saved_bytes for m in ran]
+    fig_m = go.Figure(go.Bar(x=names, y=mem, marker_color=colors,
+                             hovertemplate="%{x}: %{y:,.0f} bytes<extra></extra>"))
+    ui.style_figure(fig_m, y_title="CUDA peak (bytes)" if cuda else "saved for backward (bytes)", height=340)
+    return fig_t, fig_m
+
+
+def show_speed(result) -> None:
+    st.dataframe(speed_table(result), hide_index=True, width="stretch")
+    fig_t, fig_m = speed_figures(result)
+    c1, c2 = st.columns(2)
+    with c1:
+        ui.plot(fig_t, key="pk_speed_tps")
+    with c2:
+        ui.plot(fig_m, key="pk_speed_mem")
+
+
+def render_speed_tab(lengths) -> None:
+    st.markdown(
+        "One forward + backward pass over the same sequences, as padded batches and as packed rows "
+        "(first-fit decreasing), through the block above (width, layers below; the loss counts real "
+        "tokens only). Varlen attention here: **SDPA with a boolean block-diagonal mask** (computes the "
+        "whole row's scores), a **loop of causal SDPA calls over `cu_seqlens`** (exact work, many small "
+        "calls) and, on CUDA, **FlexAttention** with a document mask. On this torch build nested (jagged) "
+        "tensors refuse a causal SDPA and FlexAttention has no CPU backward, so neither is timed on a CPU.")
+    if not lengths:
+        st.info("The samples of the first tab are needed here.", icon=":material/info:")
+        return
+    sample, cfg, methods = speed_settings(lengths)
+    run_key = (sample, cfg, methods, device)
+    if st.button(f"Measure on {device}", key="pk_speed_run", type="primary"):
+        bar = st.progress(0.0)
+        cache.pack_throughput(sample, cfg, device, methods, _progress=ui.progress_callback(bar),
+                              _on_wait=ui.wait_callback(st.empty()))
+        st.session_state["pk_speed_done"] = run_key
+    if st.session_state.get("pk_speed_done") == run_key:
+        show_speed(cache.pack_throughput(sample, cfg, device, methods))
+    else:
+        st.caption(f"{len(sample)} sequences, {sum(sample):,} real tokens, torch intra-op threads: "
+                   f"{info.cpu_threads}. Press the button to measure (tens of seconds on a CPU).")
+
+
+def render_recorded() -> None:
+    docs = cache.pack_recorded()
+    if not docs:
+        st.caption("No recorded benchmark yet: run `python -m bench.packing`.")
+        return
+    for i, doc in enumerate(docs):
+        with st.expander(f"Recorded: {doc['meta']['device']['name']} ({doc.get('lengths_source', '')})",
+                         expanded=doc["meta"]["device"]["kind"] == "cuda"):
+            load = doc.get("load_average_1m")
+            extra = f" torch threads: {doc.get('torch_threads', '?')}" + (
+                f", machine load average {load:.1f} when it started." if load is not None else ".")
+            st.caption(ui.recorded_caption(doc["meta"]) + extra)
+            st.markdown("\n".join(f"- {line}" for line in doc.get("summary", [])))
+            df = pd.DataFrame(doc.get("methods", []))
+            if not df.empty:
+                st.dataframe(df[[c for c in ("label", "batches", "median_ms", "tokens_per_s", "saved_bytes",
+                                             "peak_bytes", "note") if c in df]],
+                             hide_index=True, width="stretch", key=f"pk_rec_{i}")
+
+
+with tab_speed:
+    with ui.guard():
+        render_speed_tab(corpus_lengths)
+    with ui.guard():
+        render_recorded()
+
+
+ui.page_footer(
+    """
+**Padding vs packing.** Every strategy sees the same samples, shuffled as a data loader would.
+*Efficiency* = real tokens / computed positions; *padding* is the rest. Padded batches use one
+sequence per row; a packed batch gets the same token budget (batch × max length), i.e.
+batch × max length / pack length rows. Length-grouped padding also removes most padding, but its
+batches are sorted by length (a bias packing avoids). *Concatenate & chunk* (GPT pretraining) never
+pads but cuts samples across rows. *Attention scores (full rows)* is what an attention over whole
+rows computes (T² per row); a varlen kernel computes only Σ Lᵢ² (see the FLOPs column in the last tab).
+
+**The mask.** `cu_seqlens` are the boundaries [0, l₀, l₀+l₁, …]. Query i may see key j only if both lie
+in the same sequence and j ≤ i; positions restart at 0 at every boundary.
+
+**Packed == alone?** Each sequence is run alone (positions 0…L−1, causal mask) and packed into one row
+four ways; the bars are the relative error of each sequence's outputs. Correct packing sits at the
+rounding level of the precision. A plain causal mask lets every sequence after the first attend to the
+ones before it (sequence 0 is untouched). Non-restarting positions break *learned absolute* position
+embeddings badly, but barely move a RoPE model: RoPE scores depend only on i − j, so shifting a whole
+sequence by its offset changes nothing but rounding — until positions exceed the context length the
+model was trained for.
+
+**Speed & memory.** Time per pass is the median of timed passes after warm-up (CUDA events on a GPU).
+Memory: on CUDA the allocator's peak; elsewhere the bytes autograd saves for backward in the largest
+batch (parameters excluded), counted with `saved_tensors_hooks`. FLOPs computed / useful compares the
+analytic work of each method with the work on real tokens and in-sequence attention only.
+""",
+    [
+        ("Krell et al. 2021, Efficient Sequence Packing without Cross-contamination, sections 3–4",
+         "https://arxiv.org/abs/2107.02027"),
+        ("Dao 2023, FlashAttention-2, section 3 (variable-length batches via cu_seqlens)",
+         "https://arxiv.org/abs/2307.08691"),
+        ("flash-attn: flash_attn_varlen_func (cu_seqlens interface)",
+         "https://github.com/Dao-AILab/flash-attention"),
+        ("Su et al. 2021, RoFormer (RoPE), section 3.4", "https://arxiv.org/abs/2104.09864"),
+        ("Radford et al. 2019, GPT-2, section 2.3 (learned positions)",
+         "https://cdn.openai.com/better-language-models/language_models_are_unsupervised_multitask_learners.pdf"),
+        ("PyTorch: FlexAttention (document masking)", "https://pytorch.org/blog/flexattention/"),
+        ("Dósa 2007, The tight bound of first fit decreasing bin-packing algorithm is FFD(I) ≤ 11/9 OPT(I) + 6/9",
+         "https://doi.org/10.1007/978-3-540-74450-4_1"),
+    ],
+)

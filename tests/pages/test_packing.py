@@ -1,0 +1,53 @@
+"""The Sequence packing page: real lengths on first load, bad inputs become messages,
+the packed-vs-alone check and a small measurement run from the page."""
+
+from __future__ import annotations
+
+from tests.pages.apptest import assert_clean, errors, open_page
+
+
+def test_first_load_shows_real_lengths_and_the_layer_check():
+    at = open_page("packing.py")
+    assert_clean(at)
+    assert not errors(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Samples"] == "6,084"                 # paragraphs of the Wikipedia sample
+    assert "Least padding" in metrics
+    assert len(at.get("plotly_chart")) >= 6
+    verdict = " ".join(c.value for c in at.caption)
+    assert "plain causal mask" in verdict
+
+
+def test_bad_inputs_are_messages():
+    at = open_page("packing.py")
+    at.text_input(key="pk_mask_lengths").input("5, x, 3").run()
+    assert any("whole numbers" in e for e in errors(at))
+    at.text_input(key="pk_mask_lengths").input("20, 30").run()
+    assert any("pack length" in e or "shorter" in e for e in errors(at))
+    at.text_input(key="pk_layer_lengths").input("0, 4").run()
+    assert any("between" in e for e in errors(at))
+    at.select_slider(key="pk_max_len").set_value(4096).run()
+    at.select_slider(key="pk_capacity").set_value(256).run()
+    assert any("pack length" in e for e in errors(at))
+    assert_clean(at)
+
+
+def test_own_text_and_a_measurement():
+    at = open_page("packing.py")
+    at.selectbox(key="pk_source").set_value("text").run()
+    assert_clean(at)
+    assert any("Type or upload" in i.value for i in at.info)
+    at.text_area(key="pk_text").input("<script>alert(1)</script> a first line of text\n"
+                                      "a second, longer line of text to pack\nthird").run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Samples"] == "3"
+    at.selectbox(key="pk_source").set_value("wiki-paragraph").run()
+    at.slider(key="pk_speed_n").set_value(8).run()
+    at.select_slider(key="pk_speed_width").set_value(64).run()
+    at.slider(key="pk_speed_layers").set_value(1).run()
+    at.slider(key="pk_speed_batch").set_value(2).run()
+    at.multiselect(key="pk_speed_methods").set_value(["padded", "packed-sdpa"]).run()
+    at.button(key="pk_speed_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    assert any("tokens/s" in str(df.value.columns.tolist()) for df in at.dataframe)
