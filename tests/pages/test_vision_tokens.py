@@ -1,0 +1,58 @@
+"""The vision-tokens page: samples, uploads (good, broken, huge), packing and the encoder views."""
+
+from __future__ import annotations
+
+import io
+
+from tests.core.test_vision_tokens import _png_header
+from tests.pages.apptest import assert_clean, errors, open_page
+
+
+def _png(width: int, height: int, mode: str = "RGB") -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, (width, height), (200, 30, 30) if mode == "RGB" else (200, 30, 30, 128)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_default_sample_counts():
+    """china.jpg 427x640 -> Kimi-VL 32x46 patches -> 368 tokens; the fixed encoder 576."""
+    at = open_page("vision_tokens.py")
+    assert_clean(at)
+    assert metric(at, "Patch grid (14 px)") == "32×46"
+    assert metric(at, "Visual tokens (Kimi-VL)") == "368"
+    assert metric(at, "Fixed 336×336 encoder") == "576"
+    assert metric(at, "Packed sequence").startswith("1,736")      # 1472 + 24 + 240
+    at.selectbox(key="vt_sample").select("tall text page (generated)").run()
+    assert_clean(at)
+    assert metric(at, "Visual tokens (Kimi-VL)") == "675"
+    at.slider(key="vt_qrow").set_value(0).run()
+    at.multiselect(key="vt_pack").set_value([]).run()
+    assert_clean(at)
+    assert metric(at, "As a padded batch") == metric(at, "Packed sequence")
+
+
+def test_uploads_good_and_bad():
+    at = open_page("vision_tokens.py")
+    at.radio(key="vt_kind").set_value("Upload").run()
+    assert_clean(at)
+    at.file_uploader(key="vt_upload").set_value(("icon.png", _png(30, 20, "RGBA"), "image/png")).run()
+    assert_clean(at)
+    assert metric(at, "Image") == "30×20 px" and metric(at, "Visual tokens (Kimi-VL)") == "2"
+    at.file_uploader(key="vt_upload").set_value(("notes.png", b"<script>x</script> not a png",
+                                                  "image/png")).run()
+    assert_clean(at)
+    assert any("not an image" in e for e in errors(at))
+    at.file_uploader(key="vt_upload").set_value(("long.png", _png(8000, 20), "image/png")).run()
+    assert_clean(at)
+    assert any("scaled to 4096×10" in w.value for w in at.warning)       # capped, with a notice
+    assert metric(at, "Image") == "4096×10 px"
+    bomb = _png_header(20_000, 20_000)
+    at.file_uploader(key="vt_upload").set_value(("bomb.png", bomb, "image/png")).run()
+    assert_clean(at)
+    assert any("megapixels" in e for e in errors(at))
