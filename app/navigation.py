@@ -32,9 +32,32 @@ HOME = PageSpec("home.py", "LLM Atlas", ":material/explore:", "", "What the atla
 
 PAGES: tuple[PageSpec, ...] = (
     # Text & embeddings
+    PageSpec("tokenization.py", "Tokenization", ":material/token:", "Text & embeddings",
+             "Real tokenizers side by side, down to the bytes, and BPE trained merge by merge."),
+    PageSpec("embeddings.py", "Embedding neighbourhoods", ":material/scatter_plot:", "Text & embeddings",
+             "Exact neighbours in MiniLM's spaces, projections, kNN graphs, and word2vec trained live."),
+    PageSpec("contrastive.py", "Contrastive learning", ":material/compare_arrows:",
+             "Text & embeddings",
+             "InfoNCE on MiniLM sentence pairs, the log N bound, and a CPC model trained live."),
     # Architectures
+    PageSpec("rnn_vs_transformer.py", "RNN vs Transformer", ":material/timeline:", "Architectures",
+             "RNN, LSTM, GRU and a Transformer trained live: unrolling, measured time, gradients, memory."),
+    PageSpec("mla.py", "Multi-head latent attention", ":material/compress:", "Architectures",
+             "DeepSeek's latent KV cache: real bytes per token, and the absorbed form checked live."),
+    PageSpec("mtp.py", "Multi-token prediction", ":material/fast_forward:", "Architectures",
+             "DeepSeek-V3's MTP modules trained live, then used to draft tokens for the main model."),
+    PageSpec("vision_tokens.py", "Vision tokens at native resolution", ":material/grid_on:",
+             "Architectures", "Kimi-VL's 14-px patches, 2x2 merge and packing vs a fixed 336x336 encoder."),
+    PageSpec("moe_routing.py", "MoE routing", ":material/hub:", "Architectures",
+             "DeepSeekMoE trained live three ways: expert load, aux-loss-free bias, routing heatmaps."),
     # Kernels & systems
+    PageSpec("flash_attention.py", "FlashAttention", ":material/bolt:", "Kernels & systems",
+             "Our Triton FlashAttention-2: its tiles and online softmax, its memory traffic, its speed."),
+    PageSpec("packing.py", "Sequence packing", ":material/view_agenda:", "Kernels & systems",
+             "Padding vs packing on real token lengths, cu_seqlens masks checked, speed measured."),
     # Training memory
+    PageSpec("training_memory.py", "Training memory", ":material/memory:", "Training memory",
+             "ZeRO stages, activations and checkpointing, mixed precision and FP8: calculated, then measured."),
 )
 
 

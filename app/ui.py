@@ -140,8 +140,9 @@ def style_figure(fig: go.Figure, *, x_title: str | None = None, y_title: str | N
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         font={"size": 13},
     )
-    if title:
-        fig.update_layout(title={"text": title, "x": 0})
+    if title:   # title on the left, legend moved to the right so they never overlap
+        fig.update_layout(title={"text": title, "x": 0},
+                          legend={"x": 1, "xanchor": "right"})
     if height:
         fig.update_layout(height=height)
     if x_title is not None:
@@ -161,7 +162,8 @@ def progress_callback(bar) -> Callable[[float, str], None]:
     """Adapter from core's ``progress(fraction, message)`` to an st.progress bar."""
 
     def update(fraction: float, message: str = "") -> None:
-        bar.progress(min(max(float(fraction), 0.0), 1.0), text=message or None)
+        with _not_replayed():
+            bar.progress(min(max(float(fraction), 0.0), 1.0), text=message or None)
 
     return update
 
@@ -170,12 +172,26 @@ def wait_callback(placeholder) -> Callable[[int, float], None]:
     """Adapter for the scheduler's ``on_wait(ahead, waited_s)``: a visible queue notice."""
 
     def update(ahead: int, waited: float) -> None:
-        placeholder.info(
-            f"Waiting for the device: {ahead} job(s) ahead, waited {waited:.0f} s.",
-            icon=":material/hourglass_top:",
-        )
+        with _not_replayed():
+            placeholder.info(
+                f"Waiting for the device: {ahead} job(s) ahead, waited {waited:.0f} s.",
+                icon=":material/hourglass_top:",
+            )
 
     return update
+
+
+@contextlib.contextmanager
+def _not_replayed() -> Iterator[None]:
+    """Updates of an element made *outside* a cached function must not be recorded for cache replay:
+    on a cache hit Streamlit would replay them onto an element of an old run (CacheReplayClosureError)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+
+    token = in_cached_function.set(False)
+    try:
+        yield
+    finally:
+        in_cached_function.reset(token)
 
 
 def recorded_caption(meta: dict) -> str:
