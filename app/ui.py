@@ -170,11 +170,15 @@ def progress_callback(bar) -> Callable[[float, str], None]:
 
 def wait_callback(placeholder) -> Callable[[int, float], None]:
     """Adapter for the scheduler's ``on_wait(ahead, waited_s)``: a visible queue notice."""
+    from app import cache
+
+    label = "GPU" if cache.device_name().startswith("cuda") else "CPU"
 
     def update(ahead: int, waited: float) -> None:
         with _not_replayed():
             placeholder.info(
-                f"Waiting for the device: {ahead} job(s) ahead, waited {waited:.0f} s.",
+                f"Waiting for the {label} ({ahead} ahead): another session's heavy job is "
+                f"running; yours starts when it is done. Waited {waited:.0f} s.",
                 icon=":material/hourglass_top:",
             )
 

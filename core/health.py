@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from core.scheduler import scheduler
+from core.scheduler import device_key, scheduler
 
 log = logging.getLogger("atlas.health")
 STARTED_AT = time.time()
@@ -93,7 +93,7 @@ def readiness() -> dict:
         "ready": ready,
         "warm_up": warm,
         "device": device,
-        "queues": {dev: sched.queue_length(dev) for dev in sorted({device, "cpu"})},
+        "queues": {device_key(dev): sched.queue_length(dev) for dev in sorted({device, "cpu"})},
         "rss_bytes": rss_bytes(),
         "uptime_s": round(time.time() - STARTED_AT, 1),
     }

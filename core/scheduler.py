@@ -34,6 +34,19 @@ DEFAULT_MAX_WAIT_S = 900.0     # a caller gives up waiting after this long
 JOB_CAP_ENV = "ATLAS_MAX_JOB_SECONDS"   # an operator's cap on every job's time limit
 
 
+def device_key(device) -> str:
+    """One queue per physical device: "cuda" and "cuda:0" are the same GPU; all CPUs are "cpu"."""
+    try:
+        import torch
+
+        dev = torch.device(str(device))
+    except (RuntimeError, TypeError, ValueError):
+        return str(device)
+    if dev.type == "cuda":
+        return f"cuda:{dev.index if dev.index is not None else 0}"
+    return dev.type if dev.index is None or dev.type == "cpu" else f"{dev.type}:{dev.index}"
+
+
 def job_time_cap() -> float:
     """The largest time limit a job may have: MAX_TIME_LIMIT_S, or less if the operator says so."""
     try:
@@ -104,7 +117,7 @@ class DeviceScheduler:
     def queue_length(self, device: str) -> int:
         """Jobs running or waiting on ``device``."""
         with self._cond:
-            return len(self._queues.get(str(device), ()))
+            return len(self._queues.get(device_key(device), ()))
 
     def records(self) -> list[JobRecord]:
         """The most recent jobs, oldest first (the scheduler's log)."""
@@ -122,7 +135,7 @@ class DeviceScheduler:
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         poll_s: float = 0.25,
     ) -> Iterator[Job]:
-        key = str(device)
+        key = device_key(device)
         limit = min(max(float(time_limit_s), 0.1), job_time_cap())
         nested = self._nested_job(key)
         if nested is not None:           # same thread already holds the device

@@ -128,3 +128,17 @@ def test_operator_cap_lowers_every_time_limit(monkeypatch):
     monkeypatch.setenv("ATLAS_MAX_JOB_SECONDS", "not a number")
     with sched.job("x", "cpu", time_limit_s=5) as job:
         assert job.record.time_limit_s == 5
+
+
+def test_device_keys_name_physical_devices():
+    from core.scheduler import device_key
+
+    assert device_key("cuda") == device_key("cuda:0") == "cuda:0"
+    assert device_key("cuda:1") == "cuda:1"
+    assert device_key("cpu") == "cpu"
+    import torch
+
+    assert device_key(torch.device("cpu")) == "cpu"
+    sched = DeviceScheduler()
+    with sched.job("a", "cuda"):
+        assert sched.queue_length("cuda:0") == 1
