@@ -30,6 +30,14 @@ def device_info() -> core_device.DeviceInfo:
     return core_device.device_info(device_name())
 
 
+@st.cache_data(max_entries=16, ttl=300, show_spinner=False)
+def recorded(name: str) -> list[dict]:
+    """Recorded runs of bench/<name>.py under bench/results/ (all devices, GPU-check bundles too)."""
+    from bench.common import load_results
+
+    return load_results(name)
+
+
 # ---- Multi-head latent attention ----
 @st.cache_data(max_entries=64, show_spinner=False)
 def mla_preset_check(name: str, dtype_name: str, device: str):
@@ -169,14 +177,6 @@ def attention_memory(cfg, device: str, _on_wait=None):
         return attention.memory_footprint(cfg, device, job=job)
 
 
-@st.cache_data(max_entries=2, ttl=300, show_spinner=False)
-def attention_recorded() -> list[dict]:
-    """Results of bench/attention.py recorded under bench/results/ (all devices)."""
-    from bench.common import load_results
-
-    return load_results("attention")
-
-
 @st.cache_data(max_entries=1, ttl=3600, show_spinner=False)
 def attention_wiki_titles(limit: int = 40) -> tuple[str, ...]:
     from core.corpus import wiki_articles
@@ -304,13 +304,6 @@ def tm_fp8_analysis(source: str, fmt: str, params: tuple, device: str) -> tuple[
     return tuple(x.shape), fp8.analyze(x, fmt)
 
 
-@st.cache_data(max_entries=4, ttl=600, show_spinner=False)
-def tm_recorded_results() -> list[dict]:
-    from bench.common import load_results
-
-    return load_results("memory")
-
-
 # ---- MoE routing ----
 @st.cache_resource(max_entries=4, show_spinner=False)
 def moe_comparison(cfg, device: str, _progress=None, _on_wait=None):
@@ -359,13 +352,6 @@ def moe_scale(preset: str, context: int):
     from core import moe
 
     return moe.scale_view(preset, context)
-
-
-@st.cache_data(max_entries=2, ttl=600, show_spinner=False)
-def moe_recorded_results() -> list[dict]:
-    from bench.common import load_results
-
-    return load_results("moe")
 
 
 # ---- RNN vs Transformer ----
@@ -475,14 +461,6 @@ def seq_recall(cfg, kinds: tuple, device: str, _progress=None, _on_wait=None):
 
     return sequence_models.run_recall(cfg, kinds, device, progress=_progress, on_wait=_on_wait,
                                       time_limit_s=900.0)
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def seq_recorded() -> list:
-    """Recorded runs of bench/sequence_models.py (CPU and GPU)."""
-    from bench.common import load_results
-
-    return load_results("sequence_models")
 
 
 # ---- embeddings ----
@@ -707,14 +685,6 @@ def pack_throughput(lengths: tuple, cfg, device: str, methods: tuple, _progress=
 
     return packing.measure_throughput(lengths, cfg, device=device, methods=methods,
                                       progress=_progress, on_wait=_on_wait)
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def pack_recorded() -> list:
-    """Recorded runs of bench/packing.py (CPU and GPU)."""
-    from bench.common import load_results
-
-    return load_results("packing")
 
 
 # ---- Contrastive learning ----

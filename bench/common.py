@@ -73,6 +73,15 @@ def write_result(name: str, payload: dict, *, out_dir: Path | None = None,
     return path
 
 
+def write_and_report(name: str, payload: dict, *, out_dir: Path | None = None,
+                     device: str | None = None) -> Path:
+    """write_result, then print the payload's ``summary`` lines and the file written."""
+    path = write_result(name, payload, out_dir=out_dir, device=device)
+    print("\n".join(payload["summary"]))
+    print(f"wrote {path}")
+    return path
+
+
 def _jsonable(value):
     if dataclasses.is_dataclass(value):
         return dataclasses.asdict(value)

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from bench.common import parser, write_result
+from bench.common import parser, write_and_report
 from core import embeddings as emb
 from core import word2vec as w2v
 from core.device import pick_device, synchronize
@@ -160,9 +160,7 @@ def main(argv=None) -> dict:
                "word2vec": {"corpus": corpus_name, "runs": runs, "gensim": gensim},
                "skipped": skipped, "seconds": time.perf_counter() - started}
     payload["summary"] = summary(payload)
-    path = write_result("embeddings", payload, out_dir=opts.out, device=opts.device)
-    print("\n".join(payload["summary"]))
-    print(f"wrote {path}")
+    write_and_report("embeddings", payload, out_dir=opts.out, device=opts.device)
     return payload
 
 

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from bench.common import parser, write_result
+from bench.common import parser, write_and_report
 from core.device import pick_device
 from core.measure import (
     TinyGPTConfig,
@@ -156,10 +156,7 @@ def main(argv=None) -> dict:
     zero = None if opts.no_zero else run_zero_case(device, opts.quick)
     payload = {"device_used": device, "threads": torch.get_num_threads(), "activations": rows, "zero": zero,
                "summary": summary_lines(rows, zero, device)}
-    path = write_result("memory", payload, out_dir=opts.out, device=opts.device)
-    for line in payload["summary"]:
-        print(line)
-    print(f"wrote {path}")
+    write_and_report("memory", payload, out_dir=opts.out, device=opts.device)
     return payload
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.common import parser, write_result
+from bench.common import parser, write_and_report
 
 GPU_CHECK_ARGS = ["--preset", "gpu", "--data", "synthetic"]
 GPU_CHECK_TIMEOUT_S = 60
@@ -141,9 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {"preset": preset, "data": data_kind, "torch_threads": _threads(device, moe),
                "rows": rows, "seconds": round(time.perf_counter() - started, 1),
                "summary": _summary(rows, device)}
-    path = write_result("moe", payload, out_dir=opts.out, device=opts.device)
-    print("\n".join(payload["summary"]))
-    print(f"wrote {path}")
+    write_and_report("moe", payload, out_dir=opts.out, device=opts.device)
     return payload
 
 

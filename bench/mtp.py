@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench.common import parser, write_result
+from bench.common import parser, write_and_report
 
 
 def _prompts(count: int, chars: int, corpus_chars: int) -> list[str]:
@@ -83,9 +83,7 @@ def main(argv=None) -> dict:
         f"decode {new} chars: plain {decoding['plain_ms_median']:.0f} ms, speculative "
         f"{decoding['speculative_ms_median']:.0f} ms (identical: {decoding['identical']})",
     ]
-    path = write_result("mtp", payload, out_dir=opts.out, device=opts.device)
-    print("\n".join(payload["summary"]))
-    print(f"wrote {path}")
+    write_and_report("mtp", payload, out_dir=opts.out, device=opts.device)
     return payload
 
 

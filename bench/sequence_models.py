@@ -16,7 +16,7 @@ References: Vaswani et al. 2017, Sec. 4 and Table 1; Appleyard et al. 2016 (cuDN
 
 from __future__ import annotations
 
-from bench.common import parser, write_result
+from bench.common import parser, write_and_report
 
 GPU_CHECK_ARGS = ["--lengths", "64,256,1024,4096,16384", "--batch", "16", "--budget", "400000",
                   "--gen-tokens", "64,256,1024", "--repeats", "2", "--max-point-s", "3",
@@ -75,9 +75,7 @@ def main(argv=None) -> dict:
         "generation": generation,
         "summary": summary_lines(timing, generation),
     }
-    path = write_result("sequence_models", payload, out_dir=args.out, device=device)
-    print("\n".join(payload["summary"]))
-    print(f"wrote {path}")
+    write_and_report("sequence_models", payload, out_dir=args.out, device=device)
     return payload
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from bench.common import parser, write_result
+from bench.common import parser, write_and_report
 from core import bpe
 from core import tokenizers as T
 from core.corpus import wiki_text
@@ -115,9 +115,7 @@ def main(argv=None) -> dict:
     rows = bench_encode(names, _texts(n_bytes), repeats)
     train = bench_bpe(*((100_000, 200, 20_000, 50) if args.quick else (1_000_000, 1_000, 100_000, 100)))
     payload = {"quick": args.quick, "encode": rows, "bpe": train, "summary": _summary(rows, train)}
-    path = write_result("tokenizers", payload, out_dir=args.out, device="cpu")
-    print("\n".join(payload["summary"]))
-    print(f"wrote {path}")
+    write_and_report("tokenizers", payload, out_dir=args.out, device="cpu")
     return payload
 
 

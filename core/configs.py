@@ -19,6 +19,13 @@ from dataclasses import dataclass, fields, replace
 from core.validation import ValidationError, check_int
 
 
+def head_sharing(heads: int, kv_heads: int) -> str:
+    """"mha" (a K/V head per query head), "mqa" (one K/V head) or "gqa" (groups share one)."""
+    if kv_heads == heads:
+        return "mha"
+    return "mqa" if kv_heads == 1 else "gqa"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -67,9 +74,7 @@ class ModelConfig:
         """"mla", "mha", "mqa" or "gqa"."""
         if self.is_mla:
             return "mla"
-        if self.kv_heads == self.heads:
-            return "mha"
-        return "mqa" if self.kv_heads == 1 else "gqa"
+        return head_sharing(self.heads, self.kv_heads)
 
     @property
     def moe_layers(self) -> int:

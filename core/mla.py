@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from core.configs import PRESETS, ModelConfig
+from core.configs import PRESETS, ModelConfig, head_sharing
 from core.memory import kv_cache_bytes_per_token
 from core.validation import ValidationError, check_choice, check_int
 
@@ -101,9 +101,7 @@ class AttentionConfig:
 
     @property
     def kind(self) -> str:
-        if self.kv_heads == self.heads:
-            return "mha"
-        return "mqa" if self.kv_heads == 1 else "gqa"
+        return head_sharing(self.heads, self.kv_heads)
 
     @property
     def cache_width(self) -> int:

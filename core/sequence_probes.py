@@ -249,15 +249,10 @@ class UnrollGraph:
 
 def rnn_graph(T: int, n_layers: int = 1) -> UnrollGraph:
     """Unrolled RNN: x_t -> h^1_t -> ... -> h^L_t -> y_t, and h^l_{t-1} -> h^l_t."""
-    import networkx as nx
-
     T, L = _check_graph(T, n_layers)
-    g = nx.DiGraph()
+    g = _layered_nodes(T, L, "h")
     for t in range(T):
-        g.add_node(("x", 0, t), pos=(t, 0), role="input")
-        g.add_node(("y", L + 1, t), pos=(t, L + 1), role="output")
         for level in range(1, L + 1):
-            g.add_node(("h", level, t), pos=(t, level), role="state")
             g.add_edge(("x", 0, t) if level == 1 else ("h", level - 1, t), ("h", level, t))
             if t > 0:
                 g.add_edge(("h", level, t - 1), ("h", level, t))
@@ -267,15 +262,8 @@ def rnn_graph(T: int, n_layers: int = 1) -> UnrollGraph:
 
 def transformer_graph(T: int, n_layers: int = 1) -> UnrollGraph:
     """Causal self-attention: position t of layer l reads positions s <= t of layer l - 1."""
-    import networkx as nx
-
     T, L = _check_graph(T, n_layers)
-    g = nx.DiGraph()
-    for t in range(T):
-        g.add_node(("x", 0, t), pos=(t, 0), role="input")
-        g.add_node(("y", L + 1, t), pos=(t, L + 1), role="output")
-        for level in range(1, L + 1):
-            g.add_node(("z", level, t), pos=(t, level), role="state")
+    g = _layered_nodes(T, L, "z")
     for level in range(1, L + 1):
         below = "x" if level == 1 else "z"
         for t in range(T):
@@ -284,6 +272,19 @@ def transformer_graph(T: int, n_layers: int = 1) -> UnrollGraph:
     for t in range(T):
         g.add_edge(("z", L, t), ("y", L + 1, t))
     return _with_path(g, ("x", 0, 0), ("y", L + 1, T - 1))
+
+
+def _layered_nodes(T: int, L: int, state: str):
+    """A DiGraph with the nodes alone: inputs x_t, states (state, level, t), outputs y_t."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for t in range(T):
+        g.add_node(("x", 0, t), pos=(t, 0), role="input")
+        g.add_node(("y", L + 1, t), pos=(t, L + 1), role="output")
+        for level in range(1, L + 1):
+            g.add_node((state, level, t), pos=(t, level), role="state")
+    return g
 
 
 def _check_graph(T: int, n_layers: int) -> tuple[int, int]:

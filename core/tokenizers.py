@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from core.validation import ValidationError, check_choice, check_text
+from core.validation import ValidationError, check_choice, check_text, has_surrogates
 
 MAX_ENCODE_CHARS = 5_000_000   # encode_ids: a whole corpus fits, a crafted 1 GB request does not
 MAX_TOKENS_CHARS = 1_000_000   # encode: one Token object per token, so a smaller cap
@@ -522,17 +522,9 @@ def check_input(text, max_chars: int = VIEW_MAX_CHARS) -> InputCheck:
         raise ValidationError("Text must be text.")
     max_chars = min(int(max_chars), MAX_TOKENS_CHARS)
     head = text[: max_chars + 1]
-    surrogates = sum(1 for ch in head if "\ud800" <= ch <= "\udfff") if not _utf8_ok(head) else 0
+    surrogates = sum(1 for ch in head if "\ud800" <= ch <= "\udfff") if has_surrogates(head) else 0
     checked = check_text(text, max_chars=max_chars, allow_empty=True)
     return InputCheck(checked.text, checked.truncated, checked.original_chars, surrogates)
-
-
-def _utf8_ok(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def analyze_text(text: str) -> TextReport:

@@ -81,7 +81,7 @@ def check_text(text, *, max_chars: int, allow_empty: bool = False, name: str = "
     if not isinstance(text, str):
         raise ValidationError(f"{name} must be text.")
     # Lone surrogates cannot be encoded as UTF-8: replace them with U+FFFD.
-    clean = _SURROGATE_RE.sub("\ufffd", text) if _has_surrogates(text) else text
+    clean = _SURROGATE_RE.sub("\ufffd", text) if has_surrogates(text) else text
     if not allow_empty and not clean.strip():
         raise ValidationError(f"{name} is empty: type or paste something.")
     truncated = len(clean) > max_chars
@@ -91,7 +91,8 @@ def check_text(text, *, max_chars: int, allow_empty: bool = False, name: str = "
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
-def _has_surrogates(text: str) -> bool:
+def has_surrogates(text: str) -> bool:
+    """True when ``text`` holds lone surrogates (it cannot be encoded as UTF-8)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -32,12 +32,6 @@ tab_nce, tab_bound, tab_cpc = st.tabs(["InfoNCE on sentence pairs", "The bound v
                                        "CPC trained live"])
 
 
-def titled_plot(fig: go.Figure, key: str, title: str) -> None:
-    """A bold title line above a chart (plotly titles collide with the top legend)."""
-    st.markdown(f"**{title}**")
-    ui.plot(fig, key=key)
-
-
 # ---------------------------------------------------------------- pool of pairs
 def pool_settings() -> dict:
     c1, c2, c3, c4 = st.columns([1, 1.6, 1.6, 1])
@@ -111,7 +105,7 @@ def render_nce_tab():
     m[1].metric("Top-1 accuracy", ui.fmt_pct(res.accuracy), help=f"chance: {ui.fmt_pct(1 / res.n)}")
     m[2].metric("log N", f"{res.log_n:.3f} nats")
     m[3].metric("MI bound log N − L", f"{res.bound:.3f} nats", help="A lower bound on I(x; y); ≤ log N.")
-    titled_plot(logits_figure(res, pairs, idx), "cl_heatmap",
+    ui.titled_plot(logits_figure(res, pairs, idx), "cl_heatmap",
                 "Logits cos(aᵢ, bⱼ) / τ — × marks each row's top pick")
     rows = [{"#": r, "anchor": pairs[i].anchor, "positive": pairs[i].positive, "article": pairs[i].source,
              "picked": int(res.logits[r].argmax()), "rank of positive": int((res.logits[r] > res.logits[r, r]).sum()) + 1}
@@ -162,7 +156,7 @@ def render_bound_tab(pool) -> None:
     sizes = tuple(n for n in CURVE_SIZES if n <= len(pairs))
     draws = st.slider("Random batches per point", 1, 32, 8, key="cl_draws")
     points = cache.con_curve(a, b, sizes, CURVE_TAUS, draws, 0)
-    titled_plot(bound_figure(points), "cl_bound", f"MI lower bound from batches of the {len(pairs)} embedded pairs")
+    ui.titled_plot(bound_figure(points), "cl_bound", f"MI lower bound from batches of the {len(pairs)} embedded pairs")
     st.dataframe(best_table(points), hide_index=True, width="stretch")
     st.caption("Error bars: standard deviation of the loss over the random batches. At N = the whole pool "
                "there is one batch. Embed more pairs in the first tab to extend the curve.")
@@ -233,11 +227,11 @@ def show_cpc(result) -> None:
     m[3].metric("Training time", f"{result.seconds:.1f} s", help=f"on {result.device}")
     c1, c2 = st.columns(2)
     with c1:
-        titled_plot(accuracy_figure(result), "cl_cpc_acc",
+        ui.titled_plot(accuracy_figure(result), "cl_cpc_acc",
                     f"Held-out: pick z(t+k) among {cfg.eval_candidates} candidates")
     with c2:
-        titled_plot(bound_k_figure(result), "cl_cpc_bound", f"MI lower bound per k: log {cfg.eval_candidates} − L")
-    titled_plot(history_figure(result), "cl_cpc_hist", "Training loss and held-out loss")
+        ui.titled_plot(bound_k_figure(result), "cl_cpc_bound", f"MI lower bound per k: log {cfg.eval_candidates} − L")
+    ui.titled_plot(history_figure(result), "cl_cpc_hist", "Training loss and held-out loss")
     st.markdown("**What the model picks** (held-out text; the context ends where the prediction starts):")
     st.dataframe(pd.DataFrame([{"k": e.k, "context …": e.context, "true future": e.truth,
                                 "model's pick": e.picked, "rank of truth": f"{e.rank} / {e.candidates}"}

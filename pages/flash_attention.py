@@ -379,12 +379,17 @@ def timing_section() -> None:
                  f"{', causal' if ran.causal else ''}", "fa_live")
 
 
+def latest_recorded(kind: str) -> dict | None:
+    """The newest recorded bench/attention.py result from a device of ``kind`` (None: none yet)."""
+    docs = [d for d in cache.recorded("attention") if d.get("meta", {}).get("device", {}).get("kind") == kind]
+    return max(docs, key=lambda d: d.get("meta", {}).get("date", "")) if docs else None
+
+
 def show_recorded_here() -> None:
-    docs = [d for d in cache.attention_recorded() if d.get("meta", {}).get("device", {}).get("kind") == info.kind]
+    doc = latest_recorded(info.kind)
     st.info("Press **Run benchmark** to time the implementations on this machine now (small sizes "
             "take a few seconds on a CPU).", icon=":material/timer:")
-    if docs:
-        doc = max(docs, key=lambda d: d.get("meta", {}).get("date", ""))
+    if doc is not None:
         load = doc.get("load_avg")
         busy = (f" Load average at its end (1/5/15 min): {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on "
                 f"{doc['cpu_count']} CPUs.") if load and len(load) == 3 and doc.get("cpu_count") else ""
@@ -399,11 +404,8 @@ def show_timings(df: pd.DataFrame, title: str, key: str) -> None:
         if part.empty:
             continue
         st.markdown(f"**{label}**")
-        left, right = st.columns(2)
-        with left:
-            ui.plot(timing_figure(part, "ms"), key=f"{key}_{mode}_ms")
-        with right:
-            ui.plot(timing_figure(part, "tflops"), key=f"{key}_{mode}_tf")
+        ui.plot_pair(timing_figure(part, "ms"), timing_figure(part, "tflops"),
+                     keys=(f"{key}_{mode}_ms", f"{key}_{mode}_tf"))
     if (df["status"] == A.INTERPRETER_STATUS).any():
         st.caption("Our Triton kernel: under the CPU interpreter it is run for correctness only — see its "
                    "error column; it has no time on this machine.")
@@ -460,14 +462,13 @@ def show_recorded_doc(doc: dict, key: str) -> None:
 
 
 def gpu_section() -> None:
-    docs = [d for d in cache.attention_recorded() if d.get("meta", {}).get("device", {}).get("kind") == "cuda"]
-    if not docs:
+    doc = latest_recorded("cuda")
+    if doc is None:
         st.info("No GPU results recorded yet. Run `bash bench/gpu_check.sh` on a CUDA machine and commit "
                 "bench/results/gpu-check-cuda.json: this tab then shows our kernel against PyTorch SDPA's "
                 "flash backend (bf16, head_dim 64 and 128, N = 1k…16k, causal and not), with the device "
                 "and date.", icon=":material/hourglass_empty:")
         return
-    doc = max(docs, key=lambda d: d.get("meta", {}).get("date", ""))
     st.caption(ui.recorded_caption(doc["meta"]))
     ratios = pd.DataFrame(A.speed_ratios(A.recorded_rows(doc)))
     if not ratios.empty:

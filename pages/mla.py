@@ -245,11 +245,8 @@ with tab_cost, ui.guard():
                 "**absorbed**: attend over the latent directly. Absorbed spends a few times the "
                 "attention FLOPs of the decompressed cache (every head scores against the 576-wide "
                 "latent) but reads 71× fewer bytes, and decoding one token is bound by memory reads.")
-    c1, c2 = st.columns(2)
-    with c1:
-        ui.plot(cost_figure(v3, "flops", 2), key="mla_cost_flops")
-    with c2:
-        ui.plot(cost_figure(v3, "cache_bytes_read", 2), key="mla_cost_bytes")
+    ui.plot_pair(cost_figure(v3, "flops", 2), cost_figure(v3, "cache_bytes_read", 2),
+                 keys=("mla_cost_flops", "mla_cost_bytes"))
     st.caption("Plain and absorbed read the same cached latent, so their byte lines coincide; they "
                "differ in compute (left). bf16 cache, one layer, batch 1.")
     st.subheader("Measured on this device")

@@ -115,11 +115,7 @@ def train_button(cfg: moe.TrainConfig) -> None:
                   "2 CPU cores (3 × 150 steps); results are cached by configuration.")
     if not clicked:
         return
-    bar, wait = st.progress(0.0, text="Starting…"), st.empty()
-    result = cache.moe_comparison(cfg, device, _progress=ui.progress_callback(bar),
-                                  _on_wait=ui.wait_callback(wait))
-    bar.empty()
-    wait.empty()
+    result = ui.run_with_progress(cache.moe_comparison, cfg, device, text="Starting…")
     st.session_state["moe_comparison"] = result
 
 
@@ -235,7 +231,7 @@ def final_load_figure(comp, layer: int) -> go.Figure:
 
 
 def recorded_throughput() -> None:
-    results = cache.moe_recorded_results()
+    results = cache.recorded("moe")
     if not results:
         return
     with st.expander("Recorded training throughput (bench/moe.py)", icon=":material/speed:"):

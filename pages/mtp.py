@@ -137,11 +137,7 @@ def show_training(trained) -> None:
                    "same character): " + ", ".join(f"MTP {k}: **{ui.fmt_pct(final[f'agree_{k}'])}**"
                                                    for k in range(1, trained.config.mtp_depth + 1))
                    + ". Greedy generation from a small model loops, which is easier to draft.")
-    left, right = st.columns(2)
-    with left:
-        ui.plot(loss_figure(trained), key="mtp_loss")
-    with right:
-        ui.plot(accuracy_figure(trained), key="mtp_acc")
+    ui.plot_pair(loss_figure(trained), accuracy_figure(trained), keys=("mtp_loss", "mtp_acc"))
 
 
 with tab_train:
@@ -229,19 +225,12 @@ def show_decoding(result, depth: int) -> None:
                         for k in range(1, min(depth, 4) + 1))
     st.markdown(f"Grey: your prompt · plain: the main model's own token · {legend}: an accepted draft",
                 unsafe_allow_html=True)
-    f1, f2 = decode_figures(result, depth)
-    left, right = st.columns(2)
-    with left:
-        ui.plot(f1, key="mtp_tpp")
-    with right:
-        ui.plot(f2, key="mtp_accept")
+    ui.plot_pair(*decode_figures(result, depth), keys=("mtp_tpp", "mtp_accept"))
 
 
 def show_recorded() -> None:
     """The last bench/mtp.py run, if one was recorded."""
-    from bench.common import load_results
-
-    docs = load_results("mtp")
+    docs = cache.recorded("mtp")
     if not docs:
         return
     doc = docs[-1]

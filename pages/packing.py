@@ -33,12 +33,6 @@ tab_pack, tab_mask, tab_layer, tab_speed = st.tabs(
     ["Padding vs packing", "cu_seqlens & the mask", "Packed == alone?", "Speed & memory"])
 
 
-def titled_plot(fig: go.Figure, key: str, title: str) -> None:
-    """A bold title line above a chart (plotly titles collide with the top legend)."""
-    st.markdown(f"**{title}**")
-    ui.plot(fig, key=key)
-
-
 # ---------------------------------------------------------------- inputs
 def tokenizer_choice(container) -> str:
     from core.tokenizers import list_tokenizers
@@ -218,9 +212,9 @@ def render_mask_tab() -> None:
     block, plain, d = layout.block_mask.numpy(), layout.causal_mask.numpy(), np.asarray(layout.doc)
     c1, c2 = st.columns(2)
     with c1:
-        titled_plot(mask_figure(block, d), "pk_mask_block", "Block-diagonal causal mask (correct)")
+        ui.titled_plot(mask_figure(block, d), "pk_mask_block", "Block-diagonal causal mask (correct)")
     with c2:
-        titled_plot(mask_figure(plain, d), "pk_mask_plain", "Plain causal mask (leaks across sequences)")
+        ui.titled_plot(mask_figure(plain, d), "pk_mask_plain", "Plain causal mask (leaks across sequences)")
 
 
 with tab_mask, ui.guard():
@@ -284,16 +278,16 @@ def render_layer_tab(lengths) -> None:
         results[positions] = res = cache.pack_layer(values, cfg, dtype, attn, device)
         name = "RoPE (relative)" if positions == "rope" else "learned absolute positions (GPT-2 style)"
         with col:
-            titled_plot(error_figure(res), f"pk_err_{positions}", f"Block with {name}")
+            ui.titled_plot(error_figure(res), f"pk_err_{positions}", f"Block with {name}")
     st.caption(layer_verdict(results))
     maps = results["learned"].attention
     if maps:
         c1, c2 = st.columns(2)
         with c1:
-            titled_plot(attention_figure(maps["packed"], results["learned"].cu_seqlens), "pk_att_block",
+            ui.titled_plot(attention_figure(maps["packed"], results["learned"].cu_seqlens), "pk_att_block",
                         "Attention probabilities, block mask (mean over heads)")
         with c2:
-            titled_plot(attention_figure(maps["plain-causal"], results["learned"].cu_seqlens), "pk_att_plain",
+            ui.titled_plot(attention_figure(maps["plain-causal"], results["learned"].cu_seqlens), "pk_att_plain",
                         "Attention probabilities, plain causal mask (mean over heads)")
 
 
@@ -375,12 +369,7 @@ def speed_figures(result) -> tuple[go.Figure, go.Figure]:
 
 def show_speed(result) -> None:
     st.dataframe(speed_table(result), hide_index=True, width="stretch")
-    fig_t, fig_m = speed_figures(result)
-    c1, c2 = st.columns(2)
-    with c1:
-        ui.plot(fig_t, key="pk_speed_tps")
-    with c2:
-        ui.plot(fig_m, key="pk_speed_mem")
+    ui.plot_pair(*speed_figures(result), keys=("pk_speed_tps", "pk_speed_mem"))
 
 
 def render_speed_tab(lengths) -> None:
@@ -409,7 +398,7 @@ def render_speed_tab(lengths) -> None:
 
 
 def render_recorded() -> None:
-    docs = cache.pack_recorded()
+    docs = cache.recorded("packing")
     if not docs:
         st.caption("No recorded benchmark yet: run `python -m bench.packing`.")
         return

@@ -364,7 +364,7 @@ def show_timing(rows: list[dict], key: str) -> None:
 
 
 def recorded_section() -> None:
-    runs = [r for r in cache.seq_recorded() if r.get("timing")]
+    runs = [r for r in cache.recorded("sequence_models") if r.get("timing")]
     if not runs:
         st.caption("No recorded benchmark yet (python -m bench.sequence_models writes one).")
         return
@@ -411,12 +411,8 @@ with tabs[2]:
             st.session_state["rvt_timing"] = (spec, budget, layers)
         if "rvt_timing" in st.session_state:
             t_spec, t_budget, t_layers = st.session_state["rvt_timing"]
-            bar, wait = st.progress(0.0), st.empty()
-            rows = cache.seq_time_vs_length(cache.seq_configs(t_budget, t_layers), t_spec, device,
-                                            _progress=ui.progress_callback(bar),
-                                            _on_wait=ui.wait_callback(wait))
-            bar.empty()
-            wait.empty()
+            rows = ui.run_with_progress(cache.seq_time_vs_length, cache.seq_configs(t_budget, t_layers),
+                                        t_spec, device)
             where = "GPU" if device != "cpu" else ("1 thread" if t_spec.threads == 1 else "all threads")
             st.caption(f"Measured here on {device} ({where}), batch {t_spec.batch}, "
                        f"{ui.fmt_count(t_budget)}-parameter models.")
@@ -436,12 +432,8 @@ with tabs[2]:
                 threads=1 if device == "cpu" else None), budget, layers)
         if "rvt_gen_spec" in st.session_state:
             g_spec, g_budget, g_layers = st.session_state["rvt_gen_spec"]
-            bar, wait = st.progress(0.0), st.empty()
-            g_rows = cache.seq_generation_speed(cache.seq_configs(g_budget, g_layers), g_spec, device,
-                                                _progress=ui.progress_callback(bar),
-                                                _on_wait=ui.wait_callback(wait))
-            bar.empty()
-            wait.empty()
+            g_rows = ui.run_with_progress(cache.seq_generation_speed,
+                                          cache.seq_configs(g_budget, g_layers), g_spec, device)
             ui.plot(gen_figure(g_rows), key="rvt_gen_fig")
             st.dataframe(gen_table(g_rows), hide_index=True, width="stretch")
 
@@ -602,11 +594,7 @@ with tabs[5], ui.guard():
             budget=int(r_budget), steps=int(r_steps)), r_kinds)
     if "rvt_recall_cfg" in st.session_state:
         r_cfg, kinds = st.session_state["rvt_recall_cfg"]
-        bar, wait = st.progress(0.0), st.empty()
-        result = cache.seq_recall(r_cfg, kinds, device, _progress=ui.progress_callback(bar),
-                                  _on_wait=ui.wait_callback(wait))
-        bar.empty()
-        wait.empty()
+        result = ui.run_with_progress(cache.seq_recall, r_cfg, kinds, device)
         ui.plot(recall_figure(result), key="rvt_recall_fig")
         st.caption(f"{r_cfg.steps} Adam steps of {r_cfg.batch} sequences × {r_cfg.seq_len} symbols per "
                    f"run; accuracy on {r_cfg.eval_batches * r_cfg.batch} fresh sequences. Models: "

@@ -140,11 +140,7 @@ def compare_tab() -> None:
         "tokens / CJK char": st.column_config.NumberColumn(format="%.2f", help="Tokens the CJK runs of the "
                                                            "text need on their own, per CJK character."),
         "vocabulary": st.column_config.NumberColumn(format="%d")})
-    left, right = st.columns(2)
-    with left:
-        ui.plot(_count_bar(stats), key="tok_compare_bar")
-    with right:
-        ui.plot(_vocab_scatter(stats), key="tok_compare_scatter")
+    ui.plot_pair(_count_bar(stats), _vocab_scatter(stats), keys=("tok_compare_bar", "tok_compare_scatter"))
     if len(text) <= 3_000:
         with st.expander("Every tokenizer's spans"):
             for s in stats:

@@ -315,7 +315,7 @@ def render_measurement(m: ms.ActivationMeasurement) -> None:
 
 
 def render_recorded() -> None:
-    docs = cache.tm_recorded_results()
+    docs = cache.recorded("memory")
     if not docs:
         st.caption("No recorded benchmark yet (run `python -m bench.memory`).")
         return

@@ -30,13 +30,7 @@ CASES += [("eager", "float32", 0.1, ck) for ck in ("full", "sqrt")]
 CASES += [("sdpa", "bfloat16", 0.0, ck) for ck in ("full", "sqrt")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP contention on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/core/conftest.py
 
 
 @pytest.mark.parametrize("attention, dtype, dropout, checkpointing", CASES)

@@ -42,6 +42,16 @@ def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
 
+def texts(elements) -> list[str]:
+    """The text of each element (at.caption, at.markdown, at.warning ...)."""
+    return [str(e.value) for e in elements]
+
+
+def metric(at: AppTest, label: str) -> str:
+    """The value of the first st.metric labelled ``label``."""
+    return next(m.value for m in at.metric if m.label == label)
+
+
 def assert_clean(at: AppTest) -> None:
     """No exception element and no 'Unexpected error' message on the page."""
     assert not at.exception, [e.value for e in at.exception]

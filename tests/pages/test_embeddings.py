@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pages.apptest import assert_clean, errors, open_page
+from tests.pages.apptest import assert_clean, errors, open_page, texts
 
 PAGE = "embeddings.py"
-
-
-def _texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def _tab(at, name: str):
@@ -32,7 +28,7 @@ def test_first_load_shows_exact_static_neighbours(page):
     assert_clean(page)
     first = _frames(page)[0]
     assert "queen" in list(first["neighbour"])[:3]
-    assert any("Exact search over 21,744 rows" in c for c in _texts(page.caption))
+    assert any("Exact search over 21,744 rows" in c for c in texts(page.caption))
 
 
 @pytest.mark.parametrize("query,kind,needle", [
@@ -43,14 +39,14 @@ def test_first_load_shows_exact_static_neighbours(page):
 def test_bad_queries_give_messages(page, query, kind, needle):
     page.text_input(key="emb_query").input(query).run()
     assert_clean(page)
-    shown = _texts(page.error if kind == "error" else page.warning)
+    shown = texts(page.error if kind == "error" else page.warning)
     assert any(needle in s for s in shown), shown
 
 
 def test_user_text_is_escaped(page):
     page.text_input(key="emb_query").input("<script>alert(1)</script>").run()
     assert_clean(page)
-    rendered = " ".join(_texts(page.markdown) + _texts(page.caption) + _texts(page.warning))
+    rendered = " ".join(texts(page.markdown) + texts(page.caption) + texts(page.warning))
     assert "<script>" not in rendered and "&lt;script&gt;" in rendered
 
 
@@ -60,14 +56,14 @@ def test_word_split_into_pieces_offers_the_pieces(page):
     assert list(radio.options) == ["mean of the pieces", "tar", "##kovsky"]
     radio.set_value("tar").run()
     assert_clean(page)
-    assert any("the piece 'tar' alone" in c.replace("&#x27;", "'") for c in _texts(page.caption))
+    assert any("the piece 'tar' alone" in c.replace("&#x27;", "'") for c in texts(page.caption))
 
 
 def test_sentence_query_searches_wikipedia_sentences(page):
     page.session_state["emb_pool_n"] = 50                      # encode a small pool
     page.text_input(key="emb_query").input("The war ended with a peace treaty").run()
     assert_clean(page)
-    assert any("MiniLM sentence embeddings" in m for m in _texts(page.markdown))
+    assert any("MiniLM sentence embeddings" in m for m in texts(page.markdown))
     assert len(_frames(page)[0]) == 10
 
 
@@ -76,21 +72,21 @@ def test_projection_switch_and_tsne_on_request():
     at.slider(key="emb_slice_n").set_value(200).run()
     _tab(at, "Projection")
     assert_clean(at)
-    assert any("PCA of" in c for c in _texts(at.caption))
+    assert any("PCA of" in c for c in texts(at.caption))
     at.radio(key="emb_proj_dims").set_value(3).run()
     assert_clean(at) and len(at.get("plotly_chart")) == 1
     at.radio(key="emb_proj_method").set_value("tsne").run()
-    assert any("Showing PCA until" in c for c in _texts(at.caption))
+    assert any("Showing PCA until" in c for c in texts(at.caption))
     at.button(key="emb_proj_run").click().run()
     assert_clean(at)
-    assert any("TSNE of" in c for c in _texts(at.caption))
+    assert any("TSNE of" in c for c in texts(at.caption))
 
 
 def test_graph_tab_both_community_methods():
     at = open_page(PAGE)
     _tab(at, "kNN graph")
     assert_clean(at)
-    assert any("communities, modularity" in c for c in _texts(at.caption))
+    assert any("communities, modularity" in c for c in texts(at.caption))
     at.radio(key="emb_graph_method").set_value("greedy").run()
     assert_clean(at) and len(at.get("plotly_chart")) == 1
 
@@ -105,7 +101,7 @@ def test_analogies_examples_and_missing_words():
     assert any(m.label == "rank of rome" for m in at.metric)
     at.text_input(key="emb_an_b").input("😀").run()
     assert_clean(at)
-    assert any("Not in the vocabulary" in w for w in _texts(at.warning))
+    assert any("Not in the vocabulary" in w for w in texts(at.warning))
 
 
 def test_sentence_heatmaps_and_bad_sentences():
@@ -113,7 +109,7 @@ def test_sentence_heatmaps_and_bad_sentences():
     _tab(at, "Sentences")
     assert_clean(at) and len(at.get("plotly_chart")) == 2
     at.text_area(key="emb_sentences").input("Same line.\nSame line.\nOther line.").run()
-    assert any("repeated" in i for i in _texts(at.info))
+    assert any("repeated" in i for i in texts(at.info))
     at.text_area(key="emb_sentences").input("just one").run()
     assert_clean(at)
     assert any("at least two" in e for e in errors(at))
@@ -123,11 +119,11 @@ def test_word_list_contextual_space_and_k_larger_than_the_candidates():
     at = open_page(PAGE)
     at.radio(key="emb_slice_mode").set_value("My word list").run()
     at.text_area(key="emb_word_list").input("king, queen, King, castle, knight, bishop").run()
-    assert any("kept once" in i for i in _texts(at.info))
+    assert any("kept once" in i for i in texts(at.info))
     at.toggle(key="emb_context").set_value(True).run()
     at.number_input(key="emb_k").set_value(50).run()
     assert_clean(at)
-    assert any("fewer than k = 50" in w for w in _texts(at.warning))
+    assert any("fewer than k = 50" in w for w in texts(at.warning))
 
 
 def test_training_controls_train_and_add_spaces():
@@ -144,13 +140,13 @@ def test_training_controls_train_and_add_spaces():
     assert list(at.radio(key="emb_w2v_watch_pick").options) == ["war", "states"]
     at.radio(key="emb_w2v_watch_pick").set_value("states").run()
     assert_clean(at)
-    assert any("qqqq" in i for i in _texts(at.info))                 # watched word not in vocab
+    assert any("qqqq" in i for i in texts(at.info))                 # watched word not in vocab
     assert any("all covered" in list(f["section"]) for f in _frames(at) if "section" in f)
     _tab(at, "Neighbours")
     at.text_input(key="emb_query").input("wars").run()
     assert_clean(at)
-    assert any("word2vec (trained here)" in m for m in _texts(at.markdown))
-    assert any("Close matches" in w and "war" in w for w in _texts(at.warning))
+    assert any("word2vec (trained here)" in m for m in texts(at.markdown))
+    assert any("Close matches" in w and "war" in w for w in texts(at.warning))
 
 
 @pytest.mark.parametrize("name,data,needle", [

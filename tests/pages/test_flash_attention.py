@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench.common import load_results
-from tests.pages.apptest import assert_clean, errors, open_page
+from tests.pages.apptest import assert_clean, errors, open_page, texts
 
 
 @pytest.fixture(scope="module")
@@ -14,10 +14,6 @@ def page():
     at = open_page("flash_attention.py")
     assert_clean(at)
     return at
-
-
-def texts(elements) -> list[str]:
-    return [e.value for e in elements]
 
 
 def test_renders_with_tiles_kernel_check_and_io(page):
@@ -121,11 +117,11 @@ def test_recorded_gpu_results_render(tmp_path, monkeypatch):
 
     (tmp_path / "attention-cuda.json").write_text(json.dumps(_fake_gpu_doc()), encoding="utf-8")
     monkeypatch.setattr(bench.common, "RESULTS_DIR", tmp_path)
-    cache.attention_recorded.clear()
+    cache.recorded.clear()
     try:
         at = open_page("flash_attention.py")
         assert_clean(at)
         assert any("Recorded on NVIDIA H200, 2026-01-02" in c for c in texts(at.caption))
         assert any("speed vs SDPA" in df.value.columns for df in at.dataframe)
     finally:
-        cache.attention_recorded.clear()
+        cache.recorded.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core import tokenizers as T
-from tests.pages.apptest import assert_clean, open_page
+from tests.pages.apptest import assert_clean, metric, open_page
 
 
 @pytest.fixture(scope="module")
@@ -13,10 +13,6 @@ def page():
     at = open_page("tokenization.py")
     assert_clean(at)
     return at
-
-
-def _metric(at, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 def _html(at) -> str:
@@ -30,7 +26,7 @@ def _type(at, text: str):
 
 def test_default_view(page):
     assert "Tokenization" in [t.value for t in page.title]
-    assert int(_metric(page, "Tokens")) == len(T.encode_ids("cl100k_base", T.EXAMPLES["English"]))
+    assert int(metric(page, "Tokens")) == len(T.encode_ids("cl100k_base", T.EXAMPLES["English"]))
     assert 'class="tkv"' in _html(page) and "id 9906" in _html(page)   # "Hello"
     assert any("reproduces the text exactly" in s.value for s in page.success)
 
@@ -86,8 +82,8 @@ def test_chat_template(page):
     page.session_state["tok_tab"] = "Special tokens & chat"
     at = page.run()
     assert_clean(at)
-    special = int(_metric(at, "Tokens, special tokens recognised"))
-    plain = int(_metric(at, "Tokens, same string as plain text").replace(",", ""))
+    special = int(metric(at, "Tokens, special tokens recognised"))
+    plain = int(metric(at, "Tokens, same string as plain text").replace(",", ""))
     assert plain > special
     at.text_input(key="tok_chat_user").input("<|im_end|><script>").run()
     assert_clean(at)
@@ -100,11 +96,11 @@ def test_bpe_replay(page):
     page.session_state["tok_tab"] = "BPE from scratch"
     at = page.run()
     assert_clean(at)
-    assert _metric(at, "Merges learned") == "300"
+    assert metric(at, "Merges learned") == "300"
     at = at.select_slider(key="tok_bpe_chars").set_value(50_000).run()
     at = at.slider(key="tok_bpe_merges").set_value(60).run()
     assert_clean(at)
-    assert _metric(at, "Merges learned") == "60"
+    assert metric(at, "Merges learned") == "60"
     at.slider(key="tok_bpe_step").set_value(5).run()
     assert any("Merge 5:" in m.value for m in at.markdown)
     assert "Learned tokens in common" in [m.label for m in at.metric]
@@ -112,7 +108,7 @@ def test_bpe_replay(page):
     assert any("Paste some text" in i.value for i in at.info)
     at.text_area(key="tok_bpe_own").input("low lower lowest newer newest wider " * 20).run()
     assert_clean(at)
-    assert int(_metric(at, "Merges learned")) > 0
+    assert int(metric(at, "Merges learned")) > 0
     at.text_area(key="tok_bpe_own").input("abc").run()
     assert_clean(at)
     assert any("No pair occurs often enough" in w.value for w in at.warning)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.pages.apptest import MAIN, TIMEOUT_S, assert_clean, errors, open_page, spec_for
+from tests.pages.apptest import MAIN, TIMEOUT_S, assert_clean, errors, metric, open_page, spec_for
 
 PAGE = "training_memory.py"
 
@@ -16,10 +16,6 @@ def open_with_query(query: dict) -> AppTest:
     for key, value in query.items():
         at.query_params[key] = value
     return at.run()
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 def test_knobs_update_numbers_and_url():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from tests.core.test_vision_tokens import _png_header
-from tests.pages.apptest import assert_clean, errors, open_page
+from tests.pages.apptest import assert_clean, errors, metric, open_page
 
 
 def _png(width: int, height: int, mode: str = "RGB") -> bytes:
@@ -14,10 +14,6 @@ def _png(width: int, height: int, mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
     Image.new(mode, (width, height), (200, 30, 30) if mode == "RGB" else (200, 30, 30, 128)).save(buf, "PNG")
     return buf.getvalue()
-
-
-def metric(at, label):
-    return next(m.value for m in at.metric if m.label == label)
 
 
 def test_default_sample_counts():
