@@ -54,6 +54,16 @@ browser: dev chromium
 chromium:
 	@scripts/ensure_chromium.sh
 
+## make serve: hosted mode for a shared demo (binds HOST/PORT; default 0.0.0.0:8501)
+SERVE_HOST ?= $(if $(filter command line environment,$(origin HOST)),$(HOST),0.0.0.0)
+serve: install
+	@echo "LLM Atlas (hosted) on http://$(if $(filter 0.0.0.0,$(SERVE_HOST)),$$(hostname -f 2>/dev/null || hostname),$(SERVE_HOST)):$(PORT)"
+	@echo "  health: /api/health   readiness: /api/ready   job log: /api/jobs"
+	$(PY) -m streamlit run app/server.py --server.address $(SERVE_HOST) --server.port $(PORT) \
+		--server.headless true --server.fileWatcherType none --server.runOnSave false \
+		--server.maxUploadSize 20 --client.showErrorDetails none --client.toolbarMode viewer \
+		--browser.gatherUsageStats false
+
 bench: install
 	$(PY) -m bench.run_all
 

@@ -157,6 +157,21 @@ def plot(fig: go.Figure, key: str) -> None:
     st.plotly_chart(fig, width="stretch", key=key)
 
 
+def titled_plot(fig: go.Figure, key: str, title: str) -> None:
+    """A bold title line above a chart (plotly titles collide with the top legend)."""
+    st.markdown(f"**{title}**")
+    plot(fig, key=key)
+
+
+def plot_pair(left: go.Figure, right: go.Figure, keys: tuple[str, str]) -> None:
+    """Two figures side by side in two equal columns (``keys``: left's, right's)."""
+    col_left, col_right = st.columns(2)
+    with col_left:
+        plot(left, key=keys[0])
+    with col_right:
+        plot(right, key=keys[1])
+
+
 # ---------------------------------------------------------------- progress
 def progress_callback(bar) -> Callable[[float, str], None]:
     """Adapter from core's ``progress(fraction, message)`` to an st.progress bar."""
@@ -168,6 +183,17 @@ def progress_callback(bar) -> Callable[[float, str], None]:
     return update
 
 
+def run_with_progress(fn: Callable, *args, text: str | None = None, **kwargs):
+    """``fn(*args, _progress=..., _on_wait=..., **kwargs)`` under a progress bar and a queue notice,
+    both removed once it returns (a cached call in app/cache.py takes the two callbacks)."""
+    bar, wait = st.progress(0.0, text=text), st.empty()
+    try:
+        return fn(*args, _progress=progress_callback(bar), _on_wait=wait_callback(wait), **kwargs)
+    finally:
+        bar.empty()
+        wait.empty()
+
+
 def wait_callback(placeholder) -> Callable[[int, float], None]:
     """Adapter for the scheduler's ``on_wait(ahead, waited_s)``: a visible queue notice."""
     from app import cache
@@ -176,6 +202,9 @@ def wait_callback(placeholder) -> Callable[[int, float], None]:
 
     def update(ahead: int, waited: float) -> None:
         with _not_replayed():
+            if ahead == 0:                 # the scheduler says: your job starts now
+                placeholder.empty()
+                return
             placeholder.info(
                 f"Waiting for the {label} ({ahead} ahead): another session's heavy job is "
                 f"running; yours starts when it is done. Waited {waited:.0f} s.",

@@ -101,7 +101,7 @@ class Job:
             )
 
 
-WaitCallback = Callable[[int, float], None]   # (jobs ahead, seconds waited)
+WaitCallback = Callable[[int, float], None]   # (jobs ahead, seconds waited); 0 ahead: your turn
 
 
 class DeviceScheduler:
@@ -174,13 +174,13 @@ class DeviceScheduler:
         log.info("queued job %d %r on %s", record.job_id, record.name, record.device)
 
     def _wait_turn(self, record, on_wait, max_wait_s, poll_s) -> None:
-        waited_from = time.monotonic()
+        waited_from, told = time.monotonic(), False
         with self._cond:
             while True:
                 queue = self._queues[record.device]
                 ahead = queue.index(record.job_id)
                 if ahead == 0:
-                    return
+                    break
                 waited = time.monotonic() - waited_from
                 if waited > max_wait_s:
                     record.status = "gave-up"
@@ -189,12 +189,15 @@ class DeviceScheduler:
                         f"({ahead} job(s) ahead). Try again in a moment."
                     )
                 if on_wait is not None:
+                    told = True
                     self._cond.release()
                     try:
                         on_wait(ahead, waited)
                     finally:
                         self._cond.acquire()
                 self._cond.wait(timeout=poll_s)
+        if told:                          # the caller saw a queue notice: tell it the wait is over
+            on_wait(0, time.monotonic() - waited_from)
 
     def _start(self, record: JobRecord, job: Job) -> None:
         with self._cond:

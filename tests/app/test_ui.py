@@ -31,3 +31,9 @@ def test_fmt_ms_and_pct():
 
 def test_escape():
     assert ui.escape("<script>alert('x')</script>") == "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
+
+
+def test_browser_driver_looks_for_the_same_marker():
+    from bench import browser
+
+    assert browser.UNEXPECTED == ui.UNEXPECTED

@@ -12,8 +12,13 @@ import pytest
 
 from app.navigation import all_pages
 from app.ui import UNEXPECTED
-from tests.browser.server import ARTIFACTS, CHROMIUM_FLAGS, streamlit_server, wait_script_done
-from tests.conftest import chromium_path
+from bench.browser import (
+    ARTIFACTS,
+    CHROMIUM_FLAGS,
+    chromium_path,
+    streamlit_server,
+    wait_script_done,
+)
 
 pytestmark = pytest.mark.browser
 

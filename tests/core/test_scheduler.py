@@ -77,6 +77,8 @@ def test_waiting_caller_sees_jobs_ahead():
         pass
     t.join(5)
     assert seen and seen[0] == 1
+    assert seen[-1] == 0           # told once the wait is over, so the notice can go away
+    assert seen.count(0) == 1
 
 
 def test_time_limit_is_enforced_by_check():
