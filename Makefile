@@ -48,7 +48,7 @@ unit: dev
 	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
 
 browser: dev chromium
-	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
+	$(PY) -m pytest tests/browser tests/load $(PYTEST_ARGS)
 
 ## Browser tests need Debian's chromium; installed here when we are root.
 chromium:

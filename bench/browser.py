@@ -163,12 +163,14 @@ class SessionReport:
 
 
 async def visit_every_page(context, url: str, titles: list[tuple[str, str]], session: int,
-                           timeout_ms: int = 300_000) -> SessionReport:
+                           timeout_ms: int = 300_000, delay_s: float = 0.0) -> SessionReport:
     """One browser session: open the app, then every page from the sidebar, changing a widget on each."""
     report = SessionReport(session)
+    await asyncio.sleep(delay_s)
+    context.set_default_timeout(timeout_ms)
     page = await context.new_page()
     try:
-        await page.goto(url, wait_until="domcontentloaded")
+        await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
         await async_wait_done(page, timeout_ms)
         for path, title in titles:
             start = time.monotonic()
@@ -188,15 +190,16 @@ async def visit_every_page(context, url: str, titles: list[tuple[str, str]], ses
 
 
 async def run_sessions(url: str, titles: list[tuple[str, str]], n_sessions: int,
-                       timeout_ms: int = 300_000) -> list[SessionReport]:
-    """``n_sessions`` concurrent browser contexts, each visiting every page."""
+                       timeout_ms: int = 300_000, stagger_s: float = 0.0) -> list[SessionReport]:
+    """``n_sessions`` concurrent browser contexts, each visiting every page; session i starts
+    ``i * stagger_s`` seconds after the first (people do not all click at the same instant)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         contexts = [await browser.new_context(viewport={"width": 1280, "height": 900})
                     for _ in range(n_sessions)]
-        reports = await asyncio.gather(*(visit_every_page(ctx, url, titles, i, timeout_ms)
+        reports = await asyncio.gather(*(visit_every_page(ctx, url, titles, i, timeout_ms, i * stagger_s)
                                          for i, ctx in enumerate(contexts)))
         await browser.close()
     return list(reports)

@@ -13,8 +13,13 @@ ui.page_header(
 )
 
 info = cache.device_info()
-st.info(f"Running on **{ui.escape(ui.device_label(info))}** · torch {info.torch_version}",
-        icon=":material/memory:")
+if info.kind == "cpu":
+    st.info(f"This server computes on its **CPU** ({ui.escape(info.name)}, {info.cpu_threads} "
+            f"torch threads): timings on these pages are CPU timings, and kernel pages also show "
+            "GPU results recorded earlier. torch " + info.torch_version, icon=":material/computer:")
+else:
+    st.info(f"This server computes on **{ui.escape(ui.device_label(info))}** · torch "
+            f"{info.torch_version}", icon=":material/memory:")
 
 for section in SECTIONS:
     specs = [p for p in PAGES if p.section == section]
