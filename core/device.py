@@ -22,6 +22,10 @@ import torch
 from core.validation import ResourceError, check_int
 
 
+class DeviceOutOfMemory(ResourceError):
+    """Raised by :func:`oom_guard`: the run ran out of device memory (the cache was freed)."""
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     kind: str                    # "cuda" | "mps" | "cpu"
@@ -136,7 +140,8 @@ def free_memory(device: torch.device | str | None = None) -> None:
 
 @contextlib.contextmanager
 def oom_guard(what: str, device: torch.device | str | None = None, hint: str = ""):
-    """Turn an out-of-memory error inside the block into a :class:`ResourceError`.
+    """Turn an out-of-memory error inside the block into a :class:`DeviceOutOfMemory`
+    (a :class:`ResourceError`, so pages show its message).
 
     The device cache is freed first, so the next run starts clean. ``hint``
     tells the user what to lower (e.g. "Lower the sequence length.").
@@ -149,7 +154,7 @@ def oom_guard(what: str, device: torch.device | str | None = None, hint: str = "
         free_memory(device)
         dev = torch.device(device) if device is not None else pick_device()
         tip = f" {hint}" if hint else ""
-        raise ResourceError(f"{what} ran out of memory on {dev.type}.{tip}") from None
+        raise DeviceOutOfMemory(f"{what} ran out of memory on {dev.type}.{tip}") from None
 
 
 def synchronize(device: torch.device | str) -> None:

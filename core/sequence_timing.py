@@ -233,24 +233,22 @@ def _skipped_row(config, spec, mode, T, reason: str) -> dict:
 
 
 def _time_point(model, config, spec: TimingSpec, mode: str, T: int, device, job) -> dict:
-    from core.device import free_memory, is_oom
+    from core.device import DeviceOutOfMemory, oom_guard
     from core.timing import time_fn
 
     row = _base_row(config, spec, mode, T)
     try:
-        check_fits(config, spec.batch, T, mode, device)
-        gen = torch.Generator().manual_seed(spec.seed + T)
-        x = torch.randint(0, config.vocab_size, (spec.batch, T), generator=gen).to(device)
-        fn = _forward_fn(model, x) if mode == "forward" else _train_fn(model, x)
-        budget = max(min(spec.max_point_s, job.remaining_s), 0.1)
-        timing = time_fn(fn, device, warmup=spec.warmup, repeats=spec.repeats, max_seconds=budget)
+        with oom_guard(f"T = {T:,}", device):
+            check_fits(config, spec.batch, T, mode, device)
+            gen = torch.Generator().manual_seed(spec.seed + T)
+            x = torch.randint(0, config.vocab_size, (spec.batch, T), generator=gen).to(device)
+            fn = _forward_fn(model, x) if mode == "forward" else _train_fn(model, x)
+            budget = max(min(spec.max_point_s, job.remaining_s), 0.1)
+            timing = time_fn(fn, device, warmup=spec.warmup, repeats=spec.repeats, max_seconds=budget)
+    except DeviceOutOfMemory:
+        return {**row, "status": f"out of memory at T = {T:,}"}
     except ResourceError as exc:
         return {**row, "status": f"skipped: {exc}"}
-    except Exception as exc:
-        if not is_oom(exc):
-            raise
-        free_memory(device)
-        return {**row, "status": f"out of memory at T = {T:,}"}
     finally:
         model.zero_grad(set_to_none=True)
     tps = spec.batch * T / (timing.median_ms / 1e3) if timing.median_ms > 0 else None
