@@ -370,10 +370,7 @@ def timing_section() -> None:
         return
     if ran != cfg:
         st.caption("Settings changed: press **Run benchmark** to measure them. Showing the last run.")
-    bar = st.progress(0.0)
-    rows = cache.attention_benchmark(ran, device, _progress=ui.progress_callback(bar),
-                                     _on_wait=ui.wait_callback(st.empty()))
-    bar.empty()
+    rows = ui.run_with_progress(cache.attention_benchmark, ran, device)
     df = pd.DataFrame([dataclasses.asdict(r) for r in rows])
     show_timings(df, f"{info.name}, {ran.dtype}, batch {ran.batch}, heads {ran.heads}, head_dim {ran.head_dim}"
                  f"{', causal' if ran.causal else ''}", "fa_live")

@@ -219,10 +219,7 @@ def cost_figure(cfg: mla.MLAConfig, what: str, bpv: float) -> go.Figure:
 
 
 def show_timing(cfg: mla.MLAConfig, context: int, dtype_name: str) -> None:
-    bar = st.progress(0.0)
-    timings = cache.mla_decode_timing(cfg, context, device, dtype_name, _progress=ui.progress_callback(bar),
-                                      _on_wait=ui.wait_callback(st.empty()))
-    bar.empty()
+    timings = ui.run_with_progress(cache.mla_decode_timing, cfg, context, device, dtype_name)
     bpv = 4 if dtype_name == "float32" else 2
     cost = mla.decode_cost(cfg, context, bpv)
     rows = [{"Form": mode, "Median (ms)": round(t.median_ms, 3),

@@ -252,10 +252,7 @@ with tab_decode, ui.guard():
         text = c1.text_input("Prompt", DEFAULT_PROMPT, key="mtp_decode_prompt",
                              max_chars=mtp.MAX_PROMPT_CHARS * 4)
         max_new = int(c2.slider("New characters", 10, mtp.MAX_NEW_TOKENS, 100, 10, key="mtp_new"))
-        bar = st.progress(0.0)
-        result = cache.mtp_decoding(*chosen, device, text, max_new, _progress=ui.progress_callback(bar),
-                                    _on_wait=ui.wait_callback(st.empty()))
-        bar.empty()
+        result = ui.run_with_progress(cache.mtp_decoding, *chosen, device, text, max_new)
         show_decoding(result, chosen[0].mtp_depth)
 
 

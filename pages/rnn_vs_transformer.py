@@ -82,13 +82,8 @@ def trained_models(corpus):
 
 def train_with_progress(spec: dict, corpus):
     configs = cache.seq_configs(spec["budget"], spec["layers"])
-    bar, wait = st.progress(0.0, text="Training the four models…"), st.empty()
-    try:
-        return cache.seq_trained(configs, spec["train"], device, _corpus=corpus,
-                                 _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(wait))
-    finally:
-        bar.empty()
-        wait.empty()
+    return ui.run_with_progress(cache.seq_trained, configs, spec["train"], device, _corpus=corpus,
+                                text="Training the four models…")
 
 
 def need_models():

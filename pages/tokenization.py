@@ -215,10 +215,8 @@ def bpe_tab() -> None:
     corpus_text, config = _bpe_inputs()
     if corpus_text is None:
         return
-    bar = st.progress(0.0, text="Training BPE…")
-    model = cache.bpe_train(corpus_text, config, "cpu",   # pure-Python work: queued on the CPU
-                            _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
-    bar.empty()
+    model = ui.run_with_progress(cache.bpe_train, corpus_text, config, "cpu",   # pure Python: CPU queue
+                                 text="Training BPE…")
     n = len(model.steps)
     m = st.columns(4)
     m[0].metric("Merges learned", f"{n:,}")

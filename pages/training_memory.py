@@ -514,10 +514,8 @@ with tab_measure:
     with ui.guard():
         cfg, ckpt = measure_widgets()
         if st.button("Measure activations", key="tm_m_run", type="primary"):
-            bar = st.progress(0.0)
-            st.session_state["tm_m_result"] = cache.tm_measure_activations(
-                cfg, ckpt, device, _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
-            bar.empty()
+            st.session_state["tm_m_result"] = ui.run_with_progress(
+                cache.tm_measure_activations, cfg, ckpt, device)
     with ui.guard():
         if "tm_m_result" in st.session_state:
             render_measurement(st.session_state["tm_m_result"])
@@ -529,10 +527,7 @@ with tab_measure:
     with ui.guard():
         zcfg = zero_widgets()
         if st.button("Run distributed workers", key="tm_z_run", type="primary"):
-            bar = st.progress(0.0)
-            st.session_state["tm_z_result"] = cache.tm_run_zero(
-                zcfg, _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
-            bar.empty()
+            st.session_state["tm_z_result"] = ui.run_with_progress(cache.tm_run_zero, zcfg)
     with ui.guard():
         if "tm_z_result" in st.session_state:
             render_zero(st.session_state["tm_z_result"])
