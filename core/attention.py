@@ -136,12 +136,23 @@ def naive_attention(q, k, v, causal: bool = False, sm_scale: float | None = None
     scale, causal = resolve_scale(sm_scale, D), _check_causal(causal)
     check_naive_fits(B, H, N, q.dtype, q.device, backward=torch.is_grad_enabled() and q.requires_grad)
     with oom_guard("Naive attention", q.device, hint="Lower N, batch or heads."):
-        scores = torch.matmul(q, k.transpose(-2, -1)) * scale                    # (B, H, N, N)
-        if causal:
-            mask = torch.ones(N, N, dtype=torch.bool, device=q.device).triu(1)   # (N, N) above diagonal
-            scores = scores.masked_fill(mask, float("-inf"))
-        probs = torch.softmax(scores.float() if q.dtype in (torch.float16, torch.bfloat16) else scores, dim=-1)
+        allowed = torch.ones(N, N, dtype=torch.bool, device=q.device).tril() if causal else None
+        probs = attention_probs(q, k, scale=scale, mask=allowed)                 # (B, H, N, N)
         return torch.matmul(probs.to(q.dtype), v)                                # (B, H, N, D)
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, *, scale: float,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T * scale) with ``mask`` (bool, True = may attend) applied: (B, H, T_q, T_k).
+
+    The one written-out attention of the atlas (naive_attention here, the "naive" backend
+    of core/nn). q (B, H, T_q, D) and k (B, H, T_k, D) of one dtype; 16-bit scores go
+    through softmax in float32 and come back in float32, so no probability is rounded.
+    """
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale                        # (B, H, T_q, T_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores.float() if q.dtype in (torch.float16, torch.bfloat16) else scores, dim=-1)
 
 
 def attention_lse(q, k, causal: bool = False, sm_scale: float | None = None) -> torch.Tensor:

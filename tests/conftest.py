@@ -47,3 +47,25 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the real LLM, once per session
+@pytest.fixture(scope="session")
+def smollm():
+    """SmolLM2-135M-Instruct on our blocks, float32 on the CPU (core.llm memoises it per process)."""
+    from core.llm import load_pretrained
+
+    return load_pretrained(device="cpu", dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def hf_smollm():
+    """transformers' LlamaForCausalLM and tokenizer from the same GGUF: the reference."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from core.gguf_file import SHIPPED_FILE, shipped_path
+
+    folder = str(shipped_path().parent)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=SHIPPED_FILE)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SHIPPED_FILE, dtype=torch.float32)
+    return model.eval(), tok
