@@ -4,9 +4,11 @@ Each preset copies the numbers of the model's released ``config.json`` (or the
 paper's table where no file exists) and cites it in ``source``.
 :func:`param_count` counts parameters from the architecture, weight matrix by
 weight matrix, so the totals are exact for dense models (GPT-2 124,439,808;
-Llama-2-7B 6,738,415,616) and give total/active for MoE models (DeepSeek-V3:
-671.0 B total, 37.5 B active with the input embedding, 36.6 B without, as its
-README_WEIGHTS.md reports).
+Llama-2-7B 6,738,415,616) and give total/active for MoE models. DeepSeek-V3: 671.03 B
+total; 37.55 B active with the input embedding and the output head, 36.63 B without
+the input embedding. Its README_WEIGHTS.md rounds this to "36.7B activated
+parameters, including 0.9B for embedding and 0.9B for the output head"; the report's
+"37B activated" is the first count.
 
 Does not handle: vision towers, adapters, quantisation metadata; MTP modules
 are counted apart (``"mtp"``), not in ``"total"``, as DeepSeek reports 671 B.
@@ -49,6 +51,7 @@ class ModelConfig:
     n_shared_experts: int = 0      # always-on shared experts per MoE layer
     moe_intermediate: int = 0      # inner width of one expert
     top_k: int = 0                 # routed experts per token
+    router_bias: bool = False      # the gate has a per-expert bias (V3's e_score_correction_bias)
     first_k_dense: int = 0         # leading layers that keep a dense MLP
     n_group: int = 1               # expert groups for group-limited routing
     topk_group: int = 1            # groups a token may use
@@ -132,7 +135,7 @@ PRESETS: dict[str, ModelConfig] = {
         name="DeepSeek-V3 (671B MoE, MLA)", vocab_size=129280, hidden=7168, layers=61,
         heads=128, kv_heads=128, head_dim=192, intermediate=18432, max_seq=163840,
         n_routed_experts=256, n_shared_experts=1, moe_intermediate=2048, top_k=8,
-        first_k_dense=3, n_group=8, topk_group=4, q_lora_rank=1536, kv_lora_rank=512,
+        first_k_dense=3, n_group=8, topk_group=4, router_bias=True, q_lora_rank=1536, kv_lora_rank=512,
         qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, mtp_depth=1,
         source="huggingface.co/deepseek-ai/DeepSeek-V3 config.json",
     ),
@@ -174,7 +177,7 @@ def mlp_params(cfg: ModelConfig, inner: int) -> int:
 
 def _moe_layer(cfg: ModelConfig) -> dict:
     expert = mlp_params(cfg, cfg.moe_intermediate)
-    router = cfg.n_routed_experts * cfg.hidden + cfg.n_routed_experts   # weight + bias term
+    router = cfg.n_routed_experts * cfg.hidden + (cfg.n_routed_experts if cfg.router_bias else 0)
     return {"expert": expert, "routed": cfg.n_routed_experts * expert,
             "shared": cfg.n_shared_experts * expert, "router": router}
 
@@ -185,8 +188,8 @@ def param_count(config: ModelConfig) -> dict:
     ``active`` counts what one token uses: everything except the routed experts
     it was not sent to (the input embedding included, as in "37B activated");
     ``active_no_embedding`` leaves the input lookup tables out (token table
-    unless tied to the head, learned positions), as DeepSeek's README_WEIGHTS
-    "36.6B" does. ``mtp`` counts the unique parameters of the
+    unless tied to the head, learned positions): DeepSeek-V3's 36.63 B, which its
+    README_WEIGHTS rounds to "36.7B". ``mtp`` counts the unique parameters of the
     multi-token-prediction modules (not part of ``total``).
     """
     cfg = config

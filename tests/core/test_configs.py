@@ -39,6 +39,24 @@ def test_deepseek_v3_total_and_active():
     assert abs(counts["head"] / 1e9 - 0.93) < 0.01
 
 
+def test_router_bias_only_where_the_model_has_one():
+    """DeepSeek-V3's gate carries e_score_correction_bias (n_routed_experts per MoE layer);
+    DeepSeek-V2's gate is a plain weight (modeling_deepseek.py MoEGate: no bias)."""
+    v3, v2 = PRESETS["deepseek-v3"], PRESETS["deepseek-v2"]
+    assert v3.router_bias and not v2.router_bias
+    assert param_count(v3)["router"] == v3.moe_layers * (v3.n_routed_experts * v3.hidden + v3.n_routed_experts)
+    assert param_count(v2)["router"] == v2.moe_layers * v2.n_routed_experts * v2.hidden == 48_332_800
+
+
+def test_deepseek_v3_exact_active_counts():
+    """37.55 B active with embedding and head, 36.63 B without the input embedding (the
+    count README_WEIGHTS.md rounds to 36.7B, "including 0.9B embedding and 0.9B head")."""
+    counts = param_count(PRESETS["deepseek-v3"])
+    assert round(counts["active"] / 1e9, 2) == 37.55
+    assert round(counts["active_no_embedding"] / 1e9, 2) == 36.63
+    assert round(counts["total"] / 1e9, 2) == 671.03
+
+
 def test_deepseek_v2_total_and_active():
     """DeepSeek-V2 paper (Table/abstract): 236B total, 21B activated per token."""
     counts = param_count(PRESETS["deepseek-v2"])
