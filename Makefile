@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run serve test lint unit browser bench gpu-check install dev chromium clean
+.PHONY: run serve test lint unit browser bench gpu-check gpu-dry-run triton36 install dev chromium clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,10 @@ run: install
 	@echo "LLM Atlas on http://$(HOST):$(PORT)"
 	$(PY) -m streamlit run app/main.py --server.address $(HOST) --server.port $(PORT)
 
-## make test: lint + the whole suite (unit, page, browser tests)
-test: dev chromium
+## make test: lint + the whole suite (unit, page, browser tests) + the GPU check's dry run
+test: dev chromium triton36
 	$(PY) -m ruff check .
+	@$(MAKE) --no-print-directory gpu-dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: dev
@@ -72,6 +73,19 @@ bench: install
 
 gpu-check:
 	bash bench/gpu_check.sh
+
+## The GPU check's whole CUDA plan validated here (no GPU, no kernel), into a throw-away folder.
+gpu-dry-run: dev
+	@out=$$(mktemp -d); OUT=$$out PYTHON=$(PY) bash bench/gpu_check.sh --dry-run; rc=$$?; rm -rf $$out; exit $$rc
+
+## triton 3.6 (the GPU machine's) in .cache/triton36 for the sm_90 compile report and test;
+## .venv's triton is untouched. Once (stamp); offline, it says so and that test skips.
+TRITON36 := .cache/triton36
+triton36: $(TRITON36)/.installed
+$(TRITON36)/.installed: | $(VENV)/bin/python
+	@rm -rf $(TRITON36) && $(PY) -m pip install --quiet --no-deps --retries 0 --timeout 30 \
+		--target $(TRITON36) triton==3.6.0 && touch $@ \
+		|| echo "triton36: triton 3.6.0 not installed (offline?); the triton-3.6 sm_90 compile test will skip"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts .cache

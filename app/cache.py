@@ -206,6 +206,14 @@ def attention_busiest_row(cfg, q_block: int) -> int:
     return attention.busiest_row(attention_tiling(cfg), q_block)
 
 
+@st.cache_data(max_entries=4, ttl=300, show_spinner=False)
+def attention_gpu_results() -> dict | None:
+    """The recorded GPU-check attention results (bench/results/gpu-check-cuda.json), or None."""
+    from core import attention
+
+    return attention.recorded_gpu_results()
+
+
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def attention_io(cfg):
     """FlashAttention paper's IO analysis (pure arithmetic)."""

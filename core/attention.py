@@ -18,7 +18,11 @@ References
 Layout everywhere: (batch, heads, seq, head_dim), like kernels/flash_attention.py.
 ``naive_attention`` materializes the (N, N) scores; ``tiled_attention`` never holds
 more than one (block_m, block_n) tile of them and can return a trace of every
-(query block, key block) step. The other functions are pure calculators.
+(query block, key block) step. The other functions are pure calculators, the benchmark
+runner (ours vs SDPA with its flash and cuDNN backends forced, median and 20th/80th
+percentiles, errors vs float64) and the reader of recorded GPU results (bench/results/).
+The input checks shared with the kernel (check_qkv, resolve_scale, head_dim range) are
+kernels/_checks.py's; this module only adds the references' wider defaults.
 Does not handle: q and k/v of different lengths, attention bias, dropout,
 grouped-query heads.
 """
@@ -26,20 +30,22 @@ grouped-query heads.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.device import cpu_threads, oom_guard
-from core.validation import ResourceError, ValidationError, check_float, check_int
+from core.validation import ResourceError, ValidationError, check_int
+from kernels import _checks
+from kernels._checks import MAX_KERNEL_HEAD_DIM, MIN_KERNEL_HEAD_DIM, check_bool, resolve_scale
 
 log = logging.getLogger("atlas.attention")
 
-MIN_KERNEL_HEAD_DIM = 16      # the Triton kernel's head_dim range (tl.dot needs K >= 16)
-MAX_KERNEL_HEAD_DIM = 128
 MAX_REF_HEAD_DIM = 512        # the PyTorch references accept any head_dim up to this
 REF_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MAX_TILED_STEPS = 1 << 20     # tiled_attention: (query block, key block) steps per call
@@ -49,47 +55,16 @@ NAIVE_CUDA_FREE_FRACTION = 0.8  # ... on a GPU: at most this share of the free m
 
 
 # ----------------------------------------------------------------------------- input checks
+# check_qkv, resolve_scale, the kernel's head_dim range and check_bool live in kernels/_checks.py
+# (kernels/ imports nothing from core/); this module adds the references' wider defaults.
 def check_qkv(q, k, v, *, min_head_dim: int = 1, max_head_dim: int = MAX_REF_HEAD_DIM,
               dtypes: tuple = REF_DTYPES) -> tuple[int, int, int, int]:
     """(B, H, N, D) of three same-shape, same-dtype, same-device 4-D tensors, or ValidationError."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise ValidationError(f"{name} must be a tensor, got {type(t).__name__}.")
-        if t.dim() != 4:
-            raise ValidationError(f"{name} must be 4-D (batch, heads, seq, head_dim); got shape {tuple(t.shape)}.")
-    if not q.shape == k.shape == v.shape:
-        raise ValidationError(f"q, k and v must have the same shape; got {tuple(q.shape)}, "
-                              f"{tuple(k.shape)} and {tuple(v.shape)}.")
-    if not q.dtype == k.dtype == v.dtype:
-        raise ValidationError(f"q, k and v must have the same dtype; got {q.dtype}, {k.dtype} and {v.dtype}.")
-    if q.dtype not in dtypes:
-        names = ", ".join(str(d).removeprefix("torch.") for d in dtypes)
-        raise ValidationError(f"dtype must be one of {names}; got {str(q.dtype).removeprefix('torch.')}.")
-    if not q.device == k.device == v.device:
-        raise ValidationError(f"q, k and v must be on one device; got {q.device}, {k.device} and {v.device}.")
-    B, H, N, D = (int(s) for s in q.shape)
-    if min(B, H, N) < 1:
-        raise ValidationError(f"batch, heads and seq must be at least 1; got shape {(B, H, N, D)}.")
-    if not min_head_dim <= D <= max_head_dim:
-        raise ValidationError(f"head_dim must be in {min_head_dim}..{max_head_dim}; got {D}.")
-    return B, H, N, D
-
-
-def resolve_scale(sm_scale, head_dim: int) -> float:
-    """The softmax scale: 1/sqrt(head_dim) by default, else a finite number in (0, 100]."""
-    if sm_scale is None:
-        return 1.0 / math.sqrt(head_dim)
-    return check_float("sm_scale", sm_scale, 0.0, 100.0, lo_open=True)
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(f"{name} must be True or False.")
-    return value
+    return _checks.check_qkv(q, k, v, min_head_dim=min_head_dim, max_head_dim=max_head_dim, dtypes=dtypes)
 
 
 def _check_causal(causal) -> bool:
-    return _check_bool("causal", causal)
+    return check_bool("causal", causal)
 
 
 # ----------------------------------------------------------------------------- naive
@@ -376,12 +351,16 @@ def io_analysis(cfg: IOConfig) -> IOEstimate:
 
 
 # ----------------------------------------------------------------------------- benchmark
-IMPLEMENTATIONS = ("naive", "sdpa", "tiled", "triton")
+IMPLEMENTATIONS = ("naive", "sdpa", "tiled", "triton")      # the page's choices
+SDPA_VARIANTS = ("sdpa_flash", "sdpa_cudnn")   # SDPA with one backend forced (CUDA, 16-bit): baselines
+BENCH_IMPLEMENTATIONS = IMPLEMENTATIONS + SDPA_VARIANTS
 IMPL_LABELS = {
     "naive": "naive PyTorch (N x N in memory)",
     "sdpa": "PyTorch SDPA",
     "tiled": "tiled PyTorch (online softmax)",
     "triton": "our Triton kernel",
+    "sdpa_flash": "PyTorch SDPA, flash backend (FlashAttention-2)",
+    "sdpa_cudnn": "PyTorch SDPA, cuDNN backend",
 }
 BENCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BENCH_TIME_LIMIT_S = 240            # a benchmark started from the page stops after this
@@ -389,7 +368,12 @@ SDPA_BACKENDS = ("auto", "flash")   # "flash": force PyTorch's FlashAttention-2 
 MAX_BENCH_SEQ_CUDA = 32768          # longest N a benchmark may ask for on a GPU
 MAX_BENCH_SEQ_OTHER = 4096          # ... on a CPU (or MPS)
 MAX_BENCH_SEQS = 12                 # sequence lengths per run
-MAX_BENCH_BATCH_HEADS = 256         # batch * heads
+MAX_BENCH_BATCH_HEADS = 256         # batch * heads on a CPU (per-head Python loops, the interpreter)
+# On a GPU, memory is bounded by MAX_BENCH_ELEMENTS_CUDA per input and the naive N x N buffers by
+# check_naive_fits; batch * heads only sizes the grid's y dimension (<= 65,535 in the kernel). So
+# the cap is the product of the batch and heads caps (64 x 128): the FlashAttention-2 paper's set-up
+# (16k tokens x 2048 hidden: batch 16 x heads 32 at N=1k, d=64) fits.
+MAX_BENCH_BATCH_HEADS_CUDA = 64 * 128
 MAX_BENCH_ELEMENTS_CUDA = 1 << 28   # batch * heads * N * head_dim of one input on a GPU
 MAX_BENCH_ELEMENTS_OTHER = 1 << 24  # ... on a CPU (64 MiB per fp32 tensor)
 MAX_REPEATS = 50
@@ -397,6 +381,8 @@ TILED_MAX_SEQ = 8192                # the Python tile loop is too slow beyond th
 INTERPRETER_MAX_SEQ = 256           # the Triton interpreter runs (correctness only) up to this N
 INTERPRETER_MAX_ELEMENTS = 1 << 16  # ... and up to this batch * heads * N * head_dim
 GRAD_REF_MAX_SEQ = 4096             # float64 gradient reference (autograd through N x N) up to this N
+GRAD_REF_MAX_SEQ_CUDA = 16384       # ... on a GPU (one head: ~10 GiB of float64 N x N at 16k)
+SPREAD_QUANTILES = (0.2, 0.8)       # the spread reported beside each median
 INTERPRETER_STATUS = "correctness only (Triton interpreter on CPU: not timed)"
 
 
@@ -418,7 +404,7 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class BenchRow:
-    impl: str                   # one of IMPLEMENTATIONS
+    impl: str                   # one of BENCH_IMPLEMENTATIONS
     n: int                      # sequence length
     mode: str                   # "fwd" | "fwd+bwd"
     ms: float | None            # median milliseconds; None when not timed
@@ -427,6 +413,8 @@ class BenchRow:
     grad_err: float | None      # max |d{q,k,v} - float64 autograd| on head (0, 0) (fwd+bwd rows)
     peak_bytes: int | None      # CUDA allocator peak above the inputs; None elsewhere (unknown)
     status: str                 # "ok", INTERPRETER_STATUS, or why it did not run
+    p20_ms: float | None = None  # 20th percentile of the timed runs (the spread, with p80)
+    p80_ms: float | None = None  # 80th percentile
 
 
 def max_bench_seq(device) -> int:
@@ -435,6 +423,14 @@ def max_bench_seq(device) -> int:
 
 def max_bench_elements(device) -> int:
     return MAX_BENCH_ELEMENTS_CUDA if torch.device(device).type == "cuda" else MAX_BENCH_ELEMENTS_OTHER
+
+
+def max_bench_batch_heads(device) -> int:
+    return MAX_BENCH_BATCH_HEADS_CUDA if torch.device(device).type == "cuda" else MAX_BENCH_BATCH_HEADS
+
+
+def grad_ref_max_seq(device) -> int:
+    return GRAD_REF_MAX_SEQ_CUDA if torch.device(device).type == "cuda" else GRAD_REF_MAX_SEQ
 
 
 def check_bench_config(cfg: BenchConfig, device) -> BenchConfig:
@@ -448,8 +444,9 @@ def check_bench_config(cfg: BenchConfig, device) -> BenchConfig:
         raise ValidationError(f"Pick 1 to {MAX_BENCH_SEQS} sequence lengths.")
     seqs = tuple(sorted({check_int("N", n, 1, max_bench_seq(device)) for n in seqs}))
     batch, heads = check_int("batch", cfg.batch, 1, 64), check_int("heads", cfg.heads, 1, 128)
-    if batch * heads > MAX_BENCH_BATCH_HEADS:
-        raise ValidationError(f"batch x heads must be at most {MAX_BENCH_BATCH_HEADS}; got {batch * heads}.")
+    if batch * heads > max_bench_batch_heads(device):
+        raise ValidationError(f"batch x heads must be at most {max_bench_batch_heads(device):,} on "
+                              f"{torch.device(device).type}; got {batch * heads:,}.")
     head_dim = check_int("head_dim", cfg.head_dim, MIN_KERNEL_HEAD_DIM, MAX_KERNEL_HEAD_DIM)
     if batch * heads * seqs[-1] * head_dim > max_bench_elements(device):
         raise ValidationError(f"batch x heads x N x head_dim is capped at {max_bench_elements(device):,} "
@@ -458,26 +455,28 @@ def check_bench_config(cfg: BenchConfig, device) -> BenchConfig:
     if not impls:
         raise ValidationError("Pick at least one implementation.")
     for impl in impls:
-        check_choice("implementation", impl, IMPLEMENTATIONS)
+        check_choice("implementation", impl, BENCH_IMPLEMENTATIONS)
     return BenchConfig(
         seqs=seqs, batch=batch, heads=heads, head_dim=head_dim,
         dtype=check_choice("dtype", cfg.dtype, BENCH_DTYPES), causal=_check_causal(cfg.causal),
-        backward=_check_bool("backward", cfg.backward), impls=tuple(dict.fromkeys(impls)),
+        backward=check_bool("backward", cfg.backward), impls=tuple(dict.fromkeys(impls)),
         sdpa_backend=check_choice("SDPA backend", cfg.sdpa_backend, SDPA_BACKENDS),
         warmup=check_int("warm-up runs", cfg.warmup, 0, MAX_REPEATS),
         repeats=check_int("repeats", cfg.repeats, 1, MAX_REPEATS), seed=check_int("seed", cfg.seed, 0, 2**31 - 1),
     )
 
 
-def median_ms(fn, device, *, warmup: int = 2, repeats: int = 5, max_seconds: float | None = None,
-              grad_to_none=None) -> float:
-    """Median milliseconds of ``fn()``: triton.testing.do_bench on CUDA (L2 flushed between
-    runs), else core.timing.time_fn (warm-up, repeats, median). Grads are reset each run."""
+def timing_quantiles(fn, device, *, warmup: int = 2, repeats: int = 5, max_seconds: float | None = None,
+                     grad_to_none=None) -> tuple[float, float, float]:
+    """(median, 20th, 80th percentile) milliseconds of ``fn()``: triton.testing.do_bench on CUDA
+    (L2 flushed between runs), else core.timing.time_fn (warm-up, repeats). Grads reset each run."""
     dev = torch.device(device)
+    lo, hi = SPREAD_QUANTILES
     if dev.type == "cuda":
         import triton.testing
 
-        return float(triton.testing.do_bench(fn, grad_to_none=grad_to_none, return_mode="median"))
+        q20, q50, q80 = triton.testing.do_bench(fn, grad_to_none=grad_to_none, quantiles=[lo, 0.5, hi])
+        return float(q50), float(q20), float(q80)
     from core.timing import time_fn
 
     def run():
@@ -485,7 +484,26 @@ def median_ms(fn, device, *, warmup: int = 2, repeats: int = 5, max_seconds: flo
             t.grad = None
         fn()
 
-    return time_fn(run, dev, warmup=warmup, repeats=repeats, max_seconds=max_seconds).median_ms
+    timing = time_fn(run, dev, warmup=warmup, repeats=repeats, max_seconds=max_seconds)
+    q20, q80 = np.quantile(np.asarray(timing.samples_ms), [lo, hi])
+    return timing.median_ms, float(q20), float(q80)
+
+
+def median_ms(fn, device, **kwargs) -> float:
+    """Median milliseconds of ``fn()`` (timing_quantiles' first number)."""
+    return timing_quantiles(fn, device, **kwargs)[0]
+
+
+def sdpa_default_backend(q, k, v, causal: bool = False) -> str | None:
+    """The backend PyTorch's SDPA picks for these inputs when none is forced ("FLASH_ATTENTION",
+    "CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"; on a CPU "FLASH_ATTENTION" is PyTorch's
+    CPU flash kernel). None when this torch cannot say (a private API: torch._fused_sdp_choice)."""
+    from torch.nn.attention import SDPBackend
+
+    try:
+        return SDPBackend(torch._fused_sdp_choice(q, k, v, None, 0.0, bool(causal))).name
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
 
 
 def kernel_interpreted(device) -> bool:
@@ -507,11 +525,13 @@ def _call(impl: str, q, k, v, cfg: BenchConfig):
 
         return flash_attention(q, k, v, cfg.causal)
     import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    if cfg.sdpa_backend == "flash":
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+    forced = {"sdpa_flash": "FLASH_ATTENTION", "sdpa_cudnn": "CUDNN_ATTENTION"}.get(impl)
+    if impl == "sdpa" and cfg.sdpa_backend == "flash":
+        forced = "FLASH_ATTENTION"
+    if forced is not None:
+        with sdpa_kernel(getattr(SDPBackend, forced)):
             return F.scaled_dot_product_attention(q, k, v, is_causal=cfg.causal)
     return F.scaled_dot_product_attention(q, k, v, is_causal=cfg.causal)
 
@@ -550,6 +570,10 @@ def _refusal(impl: str, cfg: BenchConfig, n: int, device, backward: bool) -> str
         return f"skipped: the Python tile loop is too slow beyond N={TILED_MAX_SEQ:,}"
     if impl == "sdpa" and cfg.sdpa_backend == "flash" and (dev.type != "cuda" or dtype == torch.float32):
         return "skipped: SDPA's flash backend needs fp16/bf16 on CUDA"
+    if impl in SDPA_VARIANTS and (dev.type != "cuda" or dtype == torch.float32):
+        return f"skipped: {IMPL_LABELS[impl]} needs fp16/bf16 on CUDA"
+    if impl == "sdpa_cudnn" and not torch.backends.cudnn.is_available():
+        return "skipped: this torch has no cuDNN"
     if impl == "triton" and dev.type not in ("cuda", "cpu"):
         return f"skipped: the Triton kernel runs on CUDA (or the CPU interpreter), not {dev.type}"
     too_big = n > INTERPRETER_MAX_SEQ or cfg.batch * cfg.heads * n * cfg.head_dim > INTERPRETER_MAX_ELEMENTS
@@ -567,7 +591,7 @@ class _Case:
     v: torch.Tensor
     do: torch.Tensor            # (B, H, N, D) upstream gradient
     ref: torch.Tensor | None    # (1, 1, N, D) float64 output of head (0, 0)
-    grad_ref: tuple | None      # float64 (dq, dk, dv) of head (0, 0), N <= GRAD_REF_MAX_SEQ
+    grad_ref: tuple | None      # float64 (dq, dk, dv) of head (0, 0), N <= grad_ref_max_seq(device)
 
 
 def _make_case(cfg: BenchConfig, n: int, device) -> _Case:
@@ -578,13 +602,13 @@ def _make_case(cfg: BenchConfig, n: int, device) -> _Case:
     head = tuple(t[:1, :1] for t in (q, k, v))
     ref = reference_attention(*head, cfg.causal)                                  # (1, 1, N, D) float64
     grad_ref = None
-    if cfg.backward and n <= GRAD_REF_MAX_SEQ:
+    if cfg.backward and n <= grad_ref_max_seq(dev):
         leaves = [t.detach().to(torch.float64).requires_grad_() for t in head]
         try:
             naive_attention(*leaves, cfg.causal).backward(do[:1, :1].to(torch.float64))
             grad_ref = tuple(t.grad for t in leaves)
-        except ResourceError:      # the float64 N x N autograd does not fit: grads are not checked
-            grad_ref = None
+        except (ResourceError, torch.OutOfMemoryError):   # the float64 N x N autograd does not fit:
+            grad_ref = None                                 # grads are not checked
     return _Case(q, k, v, do, ref, grad_ref)
 
 
@@ -605,8 +629,8 @@ def _errors(impl: str, case: _Case, cfg: BenchConfig, backward: bool) -> tuple[f
     return err, grad_err
 
 
-def _timed(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) -> tuple[float, int | None]:
-    """(median ms, CUDA peak bytes or None) of the forward or forward+backward."""
+def _timed(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) -> tuple[tuple, int | None]:
+    """((median, p20, p80) ms, CUDA peak bytes or None) of the forward or forward+backward."""
     from core.timing import peak_memory_bytes
 
     if backward:
@@ -620,8 +644,9 @@ def _timed(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) -> 
         def fn():
             with torch.no_grad():
                 _call(impl, case.q, case.k, case.v, cfg)
-    ms = median_ms(fn, device, warmup=cfg.warmup, repeats=cfg.repeats, max_seconds=10.0, grad_to_none=leaves)
-    return ms, peak_memory_bytes(fn, device)
+    times = timing_quantiles(fn, device, warmup=cfg.warmup, repeats=cfg.repeats, max_seconds=10.0,
+                             grad_to_none=leaves)
+    return times, peak_memory_bytes(fn, device)
 
 
 def bench_row(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) -> BenchRow:
@@ -635,7 +660,7 @@ def bench_row(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) 
             err, grad_err = _errors(impl, case, cfg, backward)
             if impl == "triton" and kernel_interpreted(device):
                 return BenchRow(impl, n, mode, None, None, err, grad_err, None, INTERPRETER_STATUS)
-            ms, peak = _timed(impl, case, cfg, device, backward)
+            (ms, p20, p80), peak = _timed(impl, case, cfg, device, backward)
     except ResourceError as exc:
         return BenchRow(impl, n, mode, None, None, None, None, None, f"failed: {exc}")
     except Exception as exc:   # one implementation failing (e.g. a kernel that does not compile) is a result
@@ -643,7 +668,7 @@ def bench_row(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) 
         return BenchRow(impl, n, mode, None, None, None, None, None,
                         f"failed: {type(exc).__name__}: {str(exc)[:200]}")
     flops = attention_flops(cfg.batch, cfg.heads, n, cfg.head_dim, causal=cfg.causal, backward=backward)
-    return BenchRow(impl, n, mode, ms, flops / ms / 1e9, err, grad_err, peak, "ok")
+    return BenchRow(impl, n, mode, ms, flops / ms / 1e9, err, grad_err, peak, "ok", p20, p80)
 
 
 def run_benchmark(cfg: BenchConfig, device, progress=None, job=None,
@@ -944,6 +969,35 @@ def busiest_row(view: TilingView, q_block: int) -> int:
 
 
 # ----------------------------------------------------------------------------- recorded results
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "bench" / "results"   # bench/results/ (data only)
+GPU_BUNDLE = "gpu-check-cuda.json"                                        # written by bench/gpu_check.sh
+
+
+def recorded_gpu_results(results_dir: Path | None = None) -> dict | None:
+    """The attention results of the GPU check (``results`` of gpu-check-cuda.json, with the
+    bundle's meta: device, driver, versions, date, commit), else a recorded attention-cuda.json;
+    None when neither holds a measured CUDA run (missing, unreadable, a dry run, not CUDA)."""
+    folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    for name in (GPU_BUNDLE, "attention-cuda.json"):
+        doc = _read_json(folder / name)
+        if doc.get("benchmark") == "gpu-check":
+            doc = next((r for r in (doc.get("results") or {}).values()
+                        if isinstance(r, dict) and r.get("benchmark") == "attention"), {})
+        meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+        if doc.get("benchmark") == "attention" and not doc.get("dry_run") and \
+                (meta.get("device") or {}).get("kind") == "cuda":
+            return doc
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def recorded_rows(doc: dict) -> list[dict]:
     """Flat rows (impl, n, mode, ms, tflops, errors, head_dim, causal, dtype, ...) of a
     bench/attention.py result document; unknown layouts give []."""
@@ -951,7 +1005,7 @@ def recorded_rows(doc: dict) -> list[dict]:
     for case in doc.get("cases", []) if isinstance(doc, dict) else []:
         if not isinstance(case, dict):
             continue
-        shared = {key: case.get(key) for key in ("head_dim", "causal", "dtype", "batch", "heads")}
+        shared = {key: case.get(key) for key in ("head_dim", "causal", "dtype", "batch", "heads", "sdpa_backend")}
         rows.extend({**shared, **row} for row in case.get("rows", []) if isinstance(row, dict))
     return rows
 
@@ -970,3 +1024,27 @@ def speed_ratios(rows: list[dict], impl: str = "triton", baseline: str = "sdpa")
             out.append({"head_dim": r["head_dim"], "causal": r["causal"], "n": r["n"], "mode": r["mode"],
                         "tflops": r["tflops"], "baseline_tflops": b["tflops"], "ratio": b["ms"] / r["ms"]})
     return out
+
+
+def _baseline(row: dict) -> str | None:
+    """"flash" or "cudnn" if ``row`` times SDPA with that backend forced (old files: sdpa + flash)."""
+    if row.get("impl") == "sdpa_flash" or (row.get("impl") == "sdpa" and row.get("sdpa_backend") == "flash"):
+        return "flash"
+    return "cudnn" if row.get("impl") == "sdpa_cudnn" else None
+
+
+def compare_rows(rows: list[dict]) -> list[dict]:
+    """Every row with ``vs_flash`` and ``vs_cudnn``: the baseline's time / this row's time at the
+    same (head_dim, causal, N, mode), i.e. speed relative to SDPA's flash and cuDNN backends
+    (1.0 = as fast; None where the row or that baseline has no time)."""
+    def key(r):
+        return r.get("head_dim"), r.get("causal"), r.get("n"), r.get("mode")
+
+    base = {(name, key(r)): r["ms"] for r in rows if (name := _baseline(r)) and r.get("ms")}
+    out = []
+    for r in rows:
+        ratios = {f"vs_{name}": (base[(name, key(r))] / r["ms"] if r.get("ms") and (name, key(r)) in base
+                                 else None) for name in ("flash", "cudnn")}
+        out.append({**r, **ratios})
+    return out
+

@@ -4,7 +4,7 @@ Order of preference: CUDA > MPS > CPU. ``ATLAS_DEVICE=cpu`` (or ``cuda``,
 ``cuda:1``, ``mps``) forces a choice. Hardware is probed when a function is
 called, never at import time. Triton kernels need TRITON_INTERPRET=1 on a
 machine without CUDA; :func:`ensure_triton_backend` sets it before kernels are
-decorated (kernels/__init__.py calls it).
+decorated (kernels.INTERPRETED calls it).
 Does not handle: multi-GPU placement (one device per process).
 """
 
@@ -111,11 +111,12 @@ def ensure_triton_backend() -> bool:
     """Set TRITON_INTERPRET=1 unless kernels can run on CUDA; returns True if interpreted.
 
     Must run before any @triton.jit decoration. An explicit TRITON_INTERPRET
-    in the environment is respected.
+    in the environment is respected. The rule lives in kernels/__init__.py
+    (kernels/ imports nothing from core/); this is the same function.
     """
-    if "TRITON_INTERPRET" not in os.environ and pick_device().type != "cuda":
-        os.environ["TRITON_INTERPRET"] = "1"
-    return os.environ.get("TRITON_INTERPRET") == "1"
+    from kernels import ensure_triton_backend as ensure
+
+    return ensure()
 
 
 def is_oom(exc: BaseException) -> bool:

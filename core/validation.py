@@ -13,16 +13,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-
-class ValidationError(ValueError):
-    """A user input was rejected; ``str(err)`` is a message fit for the page."""
-
-
-class ResourceError(RuntimeError):
-    """A run did not fit the device (out of memory, over a time or size limit).
-
-    The message says what to lower; ``str(err)`` is shown on the page.
-    """
+# Defined in kernels/errors.py (kernels/ imports nothing from core/), re-exported here:
+# one class each, so a kernel's refusal is a core.validation.ValidationError too.
+from kernels.errors import ResourceError as ResourceError
+from kernels.errors import ValidationError
 
 
 @dataclass(frozen=True)

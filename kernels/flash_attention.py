@@ -8,8 +8,10 @@ References
   Partitioning" (arXiv:2307.08691), Sec. 3.1 (Algorithm 1: forward with one
   rescale per tile and the log-sum-exp L saved for the backward; Algorithm 2:
   backward with D = rowsum(dO * O)), Sec. 3.2 (parallelism over query blocks).
+- Shah et al. 2024, "FlashAttention-3" (arXiv:2407.08608), Sec. 3.1 (Hopper: TMA
+  loads, warp specialization into producer and consumer warps).
 - Triton tutorial 06 "Fused Attention" (exp2 with log2(e) folded into the scale,
-  causal split into off-diagonal and diagonal stages).
+  causal split into off-diagonal and diagonal stages, tensor descriptors).
 
 Layout: q, k, v are (batch, heads, seq, head_dim) with a contiguous last dim.
 The forward runs one program per (query block of BLOCK_M rows, batch*head); each
@@ -18,40 +20,65 @@ program streams key/value blocks of BLOCK_N rows through on-chip memory, so the
 log-sum-exp (natural log, float32). The backward recomputes P from Q, K and the
 saved log-sum-exp: one kernel owns a key block and accumulates dK and dV over
 query blocks, another owns a query block and accumulates dQ over key blocks.
+With a causal mask the forward and dQ programs take the last (heaviest) query
+blocks first (reversed program ids), so the short ones fill the tail of the grid.
+
+Two forward paths: pointer loads (any strides, every GPU, the interpreter), and on
+Hopper a tensor-descriptor (TMA) path where the layout allows it (batch and heads
+mergeable, 16-byte aligned strides), optionally warp-specialized when not causal.
+If the TMA or warp-specialized kernel fails to compile or launch, the launcher
+records why (``fallbacks()``) and uses the next path; ``forward_path`` says which
+path a call takes.
 
 Any sequence length works (edges are masked; the masks are compiled out when N
 is a multiple of every block size), any head_dim in 16..128 (padded to a power
 of two inside the kernel), fp16 / bf16 / fp32 (fp32 dots use 3xTF32 on the GPU:
-tensor cores with close to fp32 accuracy, not plain TF32). Causal attention skips the key blocks above the diagonal entirely.
+tensor cores with close to fp32 accuracy, not plain TF32). Causal attention skips
+the key blocks above the diagonal entirely.
 On a machine without CUDA the kernels run in Triton's interpreter
-(TRITON_INTERPRET=1, set by kernels/__init__.py); there 16-bit dots are wrong,
-so the kernels cast their dot operands to fp32 (the FP32_DOT flag). Interpreter
-runs are for correctness only: never quote their timings as kernel speed.
+(TRITON_INTERPRET=1, set through kernels.INTERPRETED before triton is imported);
+there 16-bit dots are wrong, so the kernels cast their dot operands to fp32 (the
+FP32_DOT flag). Interpreter runs are for correctness only: never quote their
+timings as kernel speed.
 
 Does not handle: q/k/v of different lengths (cross-attention, KV cache), grouped
 or multi-query heads, dropout, attention bias or padding masks, fp8, head_dim
-above 128, batch*heads above 65,535, a gradient through the returned log-sum-exp.
+above 128, batch*heads above 65,535, a gradient through the returned log-sum-exp,
+a TMA backward (the backward kernels load through pointers).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import logging
 import threading
 from dataclasses import dataclass, replace
+
+from kernels import INTERPRETED  # isort: skip  (sets TRITON_INTERPRET before triton is imported)
 
 import torch
 import triton
 import triton.language as tl
 
-from core.attention import MAX_KERNEL_HEAD_DIM, MIN_KERNEL_HEAD_DIM, check_qkv, resolve_scale
-from core.validation import ResourceError, ValidationError
-from kernels import INTERPRETED
+from kernels._checks import (
+    MAX_KERNEL_HEAD_DIM,
+    MIN_KERNEL_HEAD_DIM,
+    check_bool,
+    check_head_dim,
+    check_qkv,
+    resolve_scale,
+)
+from kernels.errors import ResourceError, ValidationError
+
+log = logging.getLogger("atlas.kernels")
 
 LOG2E = 1.4426950408889634           # log2(e): exp(x) = exp2(x * LOG2E)
 KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_INTERPRETER_ELEMENTS = 1 << 22    # B*H*N*D cap under the CPU interpreter (it is ~1e5x slower)
 MAX_GRID_Y = 65535                    # CUDA's grid y limit: batch * heads programs per query block
+WARPS = (1, 2, 4, 8, 16)              # num_warps a launch may ask for
+MAX_STAGES = 8                        # num_stages a launch may ask for
+FORWARD_PATHS = ("tma-ws", "tma", "pointer")   # best first; a failure falls to the next
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,8 @@ class KernelConfig:
     bwd_num_warps: int    # backward kernels: warps per program
     bwd_num_stages: int   # backward kernels: pipelining depth
     source: str = ""      # which table the sizes come from (shown on the page)
+    tma: bool = False     # forward: load Q, K, V and store O through tensor descriptors (TMA)
+    warp_specialize: bool = False  # forward, not causal, TMA path: warp-specialized K/V loop
 
     def blocks(self) -> tuple[int, ...]:
         return (self.block_m, self.block_n, self.bwd_block_m1, self.bwd_block_n1,
@@ -74,27 +103,43 @@ class KernelConfig:
 
 
 def check_config(cfg: KernelConfig) -> KernelConfig:
-    """Blocks are powers of two in 16..256, and the causal split needs nested blocks."""
+    """Blocks are powers of two in 16..256, the causal split needs nested blocks, and the
+    launch settings are ones Triton takes."""
     for b in cfg.blocks():
         if not isinstance(b, int) or b < 16 or b > 256 or b & (b - 1):
             raise ValidationError(f"Block sizes must be powers of two in 16..256, got {b!r}.")
     if cfg.block_m % cfg.block_n or cfg.bwd_block_n1 % cfg.bwd_block_m1 or cfg.bwd_block_m2 % cfg.bwd_block_n2:
         raise ValidationError("BLOCK_M must be a multiple of BLOCK_N (forward and dQ), and the "
                               "dK/dV key block a multiple of its query block.")
+    for name, warps in (("num_warps", cfg.num_warps), ("bwd_num_warps", cfg.bwd_num_warps)):
+        if warps not in WARPS or isinstance(warps, bool):
+            raise ValidationError(f"{name} must be one of {', '.join(map(str, WARPS))}; got {warps!r}.")
+    for name, stages in (("num_stages", cfg.num_stages), ("bwd_num_stages", cfg.bwd_num_stages)):
+        if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= MAX_STAGES:
+            raise ValidationError(f"{name} must be a whole number in 1..{MAX_STAGES}; got {stages!r}.")
+    check_bool("tma", cfg.tma)
+    check_bool("warp_specialize", cfg.warp_specialize)
     return cfg
 
 
-# Hopper (H100/H200, sm90), 16-bit inputs: 128-row query blocks so that two warp
-# groups (8 warps) or one (4 warps) issue wgmma; K/V tiles pipelined 3 deep (cp.async).
-# Backward: the Triton tutorial's split (dK/dV 32x128, dQ 128x32); at head_dim 128 the
-# dK and dV accumulators (2 x 128 x 128 fp32) need 8 warps, else ptxas spills.
-# Checked ahead of time for sm_90a (triton 3.9 + ptxas): no spills; shared memory
-# fwd 64/128 KB, dK/dV 65/113 KB, dQ 64/112 KB (head_dim 64/128), all under 227 KB.
+# Hopper (H100/H200, sm90), 16-bit inputs. Chosen from the sm_90 compile report
+# (bench/compile_report.py -> bench/results/compile-sm90.json: registers, spills and
+# blocks per SM on triton 3.6 and 3.9, causal and not, even and ragged N):
+# - forward d <= 64: 128 x 64 tiles, 4 warps (one warpgroup issuing wgmma), 3 stages;
+#   2 blocks per SM (registers), no spills.
+# - forward d <= 128: 64 x 64 tiles, 4 warps, 3 stages: 2 independent blocks per SM
+#   (112 KB shared each) instead of one 8-warp 128-row block whose two warpgroups run
+#   in lockstep; 128 x 128 / 8 warps / 2 stages spills on the causal ragged kernel.
+# - backward d <= 64: dK/dV 16 x 128 and dQ 128 x 32 at 8 warps: ~120 registers, no
+#   spills (32 x 128 at 4 warps spills at 255 registers on triton 3.6, causal).
+# - backward d <= 128: dK/dV 16 x 128, dQ 128 x 32, 8 warps, 3 stages: no spills.
+# The forward loads through tensor descriptors (TMA); the sweep (bench/attention.py
+# --sweep) times the alternatives on a GPU and is how these get revised.
 _HOPPER = {
-    64: KernelConfig(128, 64, 4, 3, 32, 128, 128, 32, 4, 4, "Hopper table, head_dim <= 64"),
-    128: KernelConfig(128, 64, 8, 3, 32, 128, 128, 32, 8, 3, "Hopper table, head_dim <= 128"),
+    64: KernelConfig(128, 64, 4, 3, 16, 128, 128, 32, 8, 4, "Hopper table, head_dim <= 64", tma=True),
+    128: KernelConfig(64, 64, 4, 3, 16, 128, 128, 32, 8, 3, "Hopper table, head_dim <= 128", tma=True),
 }
-# Ampere/Ada (sm80/sm86/sm89), 16-bit: less shared memory than Hopper.
+# Ampere/Ada (sm80/sm86/sm89), 16-bit: less shared memory than Hopper, no TMA.
 _AMPERE = {
     64: KernelConfig(128, 64, 4, 3, 32, 64, 64, 32, 4, 2, "Ampere table, head_dim <= 64"),
     128: KernelConfig(128, 32, 8, 2, 32, 64, 64, 32, 4, 2, "Ampere table, head_dim <= 128"),
@@ -112,9 +157,7 @@ def block_sizes(head_dim: int, dtype: torch.dtype = torch.float16, device="cuda"
     ``capability`` (e.g. (9, 0) for H100/H200) is probed from the device when not
     given; pass it to see another GPU's table. CPU tensors run in the interpreter.
     """
-    head_dim = int(head_dim)
-    if not MIN_KERNEL_HEAD_DIM <= head_dim <= MAX_KERNEL_HEAD_DIM:
-        raise ValidationError(f"head_dim must be in {MIN_KERNEL_HEAD_DIM}..{MAX_KERNEL_HEAD_DIM}, got {head_dim}.")
+    head_dim = check_head_dim(head_dim)
     dev = torch.device(device)
     if dev.type != "cuda" and capability is None:
         return _INTERPRETER
@@ -124,6 +167,11 @@ def block_sizes(head_dim: int, dtype: torch.dtype = torch.float16, device="cuda"
         capability = torch.cuda.get_device_capability(dev)
     table = _HOPPER if tuple(capability) >= (9, 0) else _AMPERE
     return table[64] if head_dim <= 64 else table[128]
+
+
+def hopper_tables() -> dict[int, KernelConfig]:
+    """The shipped Hopper table by head_dim bound (for the compile report and the sweep)."""
+    return dict(_HOPPER)
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -160,7 +208,38 @@ def _operand(x, FP32_DOT: tl.constexpr):
     return x
 
 
+@triton.jit
+def _query_block(CAUSAL: tl.constexpr):
+    """This program's query block; causal grids run the last (longest) blocks first."""
+    if CAUSAL:
+        block = tl.num_programs(0) - 1 - tl.program_id(0)
+    else:
+        block = tl.program_id(0)
+    return block
+
+
 # ----------------------------------------------------------------------------- forward
+@triton.jit
+def _softmax_tile(qk, m_i, offs_m, cols, N_CTX, qk_scale,
+                  CAUSAL_MASK: tl.constexpr, MASK_N: tl.constexpr):
+    """One online-softmax step on a (BM, BN) score tile: P (unnormalised), the rescale
+    alpha of what was summed before, and the new running max (log2 units)."""
+    if CAUSAL_MASK or MASK_N:
+        qk = qk * qk_scale
+        if CAUSAL_MASK:          # implies cols < N for every valid row
+            qk = tl.where(offs_m[:, None] >= cols[None, :], qk, float("-inf"))
+        else:
+            qk = tl.where(cols[None, :] < N_CTX, qk, float("-inf"))
+        m_ij = tl.maximum(m_i, tl.max(qk, 1))                                     # (BM,)
+        qk = qk - m_ij[:, None]
+    else:
+        m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)                          # (BM,)
+        qk = qk * qk_scale - m_ij[:, None]
+    p = tl.math.exp2(qk)                                                          # (BM, BN)
+    alpha = tl.math.exp2(m_i - m_ij)                                              # (BM,) rescale
+    return p, alpha, m_ij
+
+
 @triton.jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, offs_d,
                lo, hi, N_CTX, qk_scale,
@@ -175,19 +254,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, offs_m, o
         k = _load_tile(k_base + cols[:, None] * stride_kn + offs_d[None, :], cols, N_CTX,
                        offs_d, HEAD_DIM, MASK_N, EVEN_D)                          # (BN, D)
         qk = tl.dot(q, tl.trans(_operand(k, FP32_DOT)), input_precision=PRECISION)  # (BM, BN)
-        if CAUSAL_MASK or MASK_N:
-            qk = qk * qk_scale
-            if CAUSAL_MASK:          # implies cols < N for every valid row
-                qk = tl.where(offs_m[:, None] >= cols[None, :], qk, float("-inf"))
-            else:
-                qk = tl.where(cols[None, :] < N_CTX, qk, float("-inf"))
-            m_ij = tl.maximum(m_i, tl.max(qk, 1))                                 # (BM,)
-            qk = qk - m_ij[:, None]
-        else:
-            m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)                      # (BM,)
-            qk = qk * qk_scale - m_ij[:, None]
-        p = tl.math.exp2(qk)                                                      # (BM, BN)
-        alpha = tl.math.exp2(m_i - m_ij)                                          # (BM,) rescale
+        p, alpha, m_ij = _softmax_tile(qk, m_i, offs_m, cols, N_CTX, qk_scale, CAUSAL_MASK, MASK_N)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None]                                                # (BM, D)
         v = _operand(_load_tile(v_base + cols[:, None] * stride_vn + offs_d[None, :], cols,
@@ -205,7 +272,8 @@ def _fwd_kernel(Q, K, V, Out, LSE, qk_scale,
                 HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASK_N: tl.constexpr,
                 EVEN_D: tl.constexpr, FP32_DOT: tl.constexpr, PRECISION: tl.constexpr):
-    start_m = tl.program_id(0)
+    """Pointer path: one program per (query block, batch*head), any strides."""
+    start_m = _query_block(CAUSAL)
     off_bh = tl.program_id(1)
     off_b = (off_bh // H).to(tl.int64)
     off_h = (off_bh % H).to(tl.int64)
@@ -241,6 +309,63 @@ def _fwd_kernel(Q, K, V, Out, LSE, qk_scale,
     tl.store(LSE + off_bh.to(tl.int64) * N_CTX + offs_m, lse, mask=offs_m < N_CTX)
     o_ptrs = Out + off_b * stride_ob + off_h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :]
     _store_tile(o_ptrs, acc.to(Out.dtype.element_ty), offs_m, N_CTX, offs_d, HEAD_DIM, EVEN_D)
+
+
+@triton.jit
+def _fwd_tma_inner(acc, l_i, m_i, q, desc_k, desc_v, off_bh, offs_m, lo, hi, N_CTX, qk_scale,
+                   BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL_MASK: tl.constexpr,
+                   MASK_N: tl.constexpr, FP32_DOT: tl.constexpr, PRECISION: tl.constexpr,
+                   WARP_SPECIALIZE: tl.constexpr):
+    """_fwd_inner with K/V tiles fetched by TMA (rows past N and padded dims arrive as 0)."""
+    offs_n = tl.arange(0, BLOCK_N)
+    for start_n in tl.range(lo, hi, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
+        start_n = tl.multiple_of(start_n, BLOCK_N)
+        cols = start_n + offs_n                                                   # (BN,)
+        k = desc_k.load([off_bh, start_n, 0]).reshape(BLOCK_N, BLOCK_D)           # (BN, D)
+        qk = tl.dot(q, tl.trans(_operand(k, FP32_DOT)), input_precision=PRECISION)  # (BM, BN)
+        p, alpha, m_ij = _softmax_tile(qk, m_i, offs_m, cols, N_CTX, qk_scale, CAUSAL_MASK, MASK_N)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]                                                # (BM, D)
+        v = _operand(desc_v.load([off_bh, start_n, 0]).reshape(BLOCK_N, BLOCK_D), FP32_DOT)  # (BN, D)
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision=PRECISION)            # (BM, D)
+        m_i = m_ij
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _fwd_tma_kernel(desc_q, desc_k, desc_v, desc_o, LSE, qk_scale, N_CTX,
+                    BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                    CAUSAL: tl.constexpr, MASK_N: tl.constexpr, FP32_DOT: tl.constexpr,
+                    PRECISION: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
+    """TMA path: descriptors over (batch*heads, N, head_dim); same loop as _fwd_kernel."""
+    start_m = _query_block(CAUSAL)
+    off_bh = tl.program_id(1)
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)                            # (BM,)
+    q = _operand(desc_q.load([off_bh, start_m * BLOCK_M, 0]).reshape(BLOCK_M, BLOCK_D), FP32_DOT)  # (BM, D)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)                     # running max (log2 units)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)                                   # running sum
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)                          # (BM, D) unnormalised O
+    if CAUSAL:
+        acc, l_i, m_i = _fwd_tma_inner(acc, l_i, m_i, q, desc_k, desc_v, off_bh, offs_m, 0,
+                                       start_m * BLOCK_M, N_CTX, qk_scale, BLOCK_D, BLOCK_N, False,
+                                       False, FP32_DOT, PRECISION, False)
+        acc, l_i, m_i = _fwd_tma_inner(acc, l_i, m_i, q, desc_k, desc_v, off_bh, offs_m,
+                                       start_m * BLOCK_M, tl.minimum((start_m + 1) * BLOCK_M, N_CTX),
+                                       N_CTX, qk_scale, BLOCK_D, BLOCK_N, True, MASK_N, FP32_DOT,
+                                       PRECISION, False)
+    else:
+        n_full = (N_CTX // BLOCK_N) * BLOCK_N
+        acc, l_i, m_i = _fwd_tma_inner(acc, l_i, m_i, q, desc_k, desc_v, off_bh, offs_m, 0, n_full,
+                                       N_CTX, qk_scale, BLOCK_D, BLOCK_N, False, False, FP32_DOT,
+                                       PRECISION, WARP_SPECIALIZE)
+        if MASK_N:   # the last, partial key block
+            acc, l_i, m_i = _fwd_tma_inner(acc, l_i, m_i, q, desc_k, desc_v, off_bh, offs_m, n_full,
+                                           N_CTX, N_CTX, qk_scale, BLOCK_D, BLOCK_N, False, True,
+                                           FP32_DOT, PRECISION, False)
+    acc = acc / l_i[:, None]
+    lse = (m_i + tl.math.log2(l_i)) * 0.6931471805599453                          # (BM,) natural log
+    tl.store(LSE + off_bh.to(tl.int64) * N_CTX + offs_m, lse, mask=offs_m < N_CTX)
+    desc_o.store([off_bh, start_m * BLOCK_M, 0], acc.to(desc_o.dtype).reshape(1, BLOCK_M, BLOCK_D))
 
 
 # ----------------------------------------------------------------------------- backward
@@ -303,7 +428,8 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale, qk_scale,
                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
                      BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASK_N: tl.constexpr,
                      EVEN_D: tl.constexpr, FP32_DOT: tl.constexpr, PRECISION: tl.constexpr):
-    """One program per (key block, batch*head). DK and DV share the stride_g* layout."""
+    """One program per (key block, batch*head). DK and DV share the stride_g* layout.
+    Causal: program 0 (the first key block, seen by every query row) is the heaviest already."""
     start_n = tl.program_id(0) * BLOCK_N
     off_bh = tl.program_id(1)
     off_b = (off_bh // H).to(tl.int64)
@@ -378,7 +504,7 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, sm_scale, qk_scale,
                    BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASK_N: tl.constexpr,
                    EVEN_D: tl.constexpr, FP32_DOT: tl.constexpr, PRECISION: tl.constexpr):
     """One program per (query block, batch*head). DQ has the stride_g* layout."""
-    start_m = tl.program_id(0) * BLOCK_M
+    start_m = _query_block(CAUSAL) * BLOCK_M
     off_bh = tl.program_id(1)
     off_b = (off_bh // H).to(tl.int64)
     off_h = (off_bh % H).to(tl.int64)
@@ -425,15 +551,32 @@ def _check_interpreter_order() -> None:
 
     if not isinstance(tl.standard.sum, InterpretedFunction):
         raise ResourceError("Triton was imported before TRITON_INTERPRET=1 was set, so its interpreter "
-                            "cannot run kernels in this process. Import kernels (or call "
-                            "core.device.ensure_triton_backend()) before anything imports triton.")
+                            "cannot run kernels in this process. Import kernels.flash_attention (or call "
+                            "kernels.ensure_triton_backend()) before anything imports triton.")
+
+
+def check_launch(shape: tuple[int, int, int, int], dtype: torch.dtype, device_type: str) -> None:
+    """Shape limits of one launch on ``device_type`` ("cuda", or "cpu" for the interpreter),
+    without tensors: the GPU check's dry run validates its CUDA plan with this."""
+    B, H, N, D = (int(s) for s in shape)
+    check_head_dim(D)
+    if min(B, H, N) < 1:
+        raise ValidationError(f"batch, heads and seq must be at least 1; got shape {(B, H, N, D)}.")
+    if dtype not in KERNEL_DTYPES:
+        raise ValidationError(f"The kernel takes fp16, bf16 or fp32; got {str(dtype).removeprefix('torch.')}.")
+    if B * H > MAX_GRID_Y:
+        raise ValidationError(f"batch x heads must be at most {MAX_GRID_Y:,} (one grid row each); "
+                              f"got {B * H:,}.")
+    if device_type != "cuda" and B * H * N * D > MAX_INTERPRETER_ELEMENTS:
+        raise ValidationError(f"Under the CPU interpreter the kernel takes at most "
+                              f"{MAX_INTERPRETER_ELEMENTS:,} elements per tensor (B*H*N*D); got "
+                              f"{B * H * N * D:,}. Use a GPU for bigger shapes.")
 
 
 def _check(q, k, v, causal, sm_scale, config) -> tuple[tuple[int, int, int, int], float, KernelConfig]:
     shape = check_qkv(q, k, v, min_head_dim=MIN_KERNEL_HEAD_DIM, max_head_dim=MAX_KERNEL_HEAD_DIM,
                       dtypes=KERNEL_DTYPES)
-    if not isinstance(causal, bool):
-        raise ValidationError("causal must be True or False.")
+    check_bool("causal", causal)
     if q.device.type == "cuda" and INTERPRETED:
         raise ValidationError("The Triton kernels were set up for the CPU interpreter in this "
                               "process (TRITON_INTERPRET=1); pass CPU tensors.")
@@ -441,13 +584,7 @@ def _check(q, k, v, causal, sm_scale, config) -> tuple[tuple[int, int, int, int]
         raise ValidationError("The Triton kernel needs CUDA tensors here (or TRITON_INTERPRET=1 "
                               "set before kernels are imported).")
     _check_interpreter_order()
-    if shape[0] * shape[1] > MAX_GRID_Y:
-        raise ValidationError(f"batch x heads must be at most {MAX_GRID_Y:,} (one grid row each); "
-                              f"got {shape[0] * shape[1]:,}.")
-    if q.device.type != "cuda" and math.prod(shape) > MAX_INTERPRETER_ELEMENTS:
-        raise ValidationError(f"Under the CPU interpreter the kernel takes at most "
-                              f"{MAX_INTERPRETER_ELEMENTS:,} elements per tensor (B*H*N*D); got "
-                              f"{math.prod(shape):,}. Use a GPU for bigger shapes.")
+    check_launch(shape, q.dtype, q.device.type)
     cfg = check_config(config) if config is not None else block_sizes(shape[3], q.dtype, q.device)
     return shape, resolve_scale(sm_scale, shape[3]), cfg
 
@@ -464,6 +601,9 @@ def _flags(n: int, head_dim: int, blocks: tuple[int, ...], dtype: torch.dtype) -
 # Triton's interpreter patches triton.language globally for the length of a launch, so two
 # threads interpreting kernels at once (two page sessions) would undo each other's patches.
 _INTERPRETER_LOCK = threading.Lock()
+# Forward paths that failed to compile or launch, by (path, dtype, causal, flags, config):
+# the next call with the same key goes straight to the next path.
+_FAILED: dict[tuple, str] = {}
 
 
 def _launch_guard():
@@ -474,23 +614,108 @@ def _rows_last(x: torch.Tensor) -> torch.Tensor:
     return x if x.stride(-1) == 1 else x.contiguous()
 
 
+def fallbacks() -> list[dict]:
+    """Every forward path that failed here and was replaced by the next one, with the reason."""
+    return [{"path": key[0], "dtype": str(key[1]).removeprefix("torch."), "causal": key[2], "reason": why}
+            for key, why in _FAILED.items()]
+
+
+def _merged_stride(x: torch.Tensor) -> int | None:
+    """The stride of (batch, heads) viewed as one dimension, or None if they do not merge."""
+    B, H = x.shape[0], x.shape[1]
+    if H == 1:
+        return x.stride(0)
+    if B == 1 or x.stride(0) == H * x.stride(1):
+        return x.stride(1)
+    return None
+
+
+def _tma_layout_ok(x: torch.Tensor) -> bool:
+    """A (B*H, N, D) tensor descriptor can cover ``x``: mergeable, 16-byte aligned strides and base."""
+    merged, elem = _merged_stride(x), x.element_size()
+    return (merged is not None and x.stride(-1) == 1 and x.data_ptr() % 16 == 0
+            and (merged * elem) % 16 == 0 and (x.stride(2) * elem) % 16 == 0)
+
+
+def _tma_available(device: torch.device) -> bool:
+    """Host tensor descriptors exist in this triton and the GPU has TMA (sm90+); the interpreter
+    emulates them."""
+    try:
+        from triton.tools.tensor_descriptor import TensorDescriptor  # noqa: F401
+    except ImportError:
+        return False
+    return INTERPRETED or (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9)
+
+
+def _forward_key(path: str, q, causal: bool, cfg: KernelConfig, flags: dict) -> tuple:
+    return (path, q.dtype, causal, tuple(sorted(flags.items())), cfg.blocks()[:2], cfg.num_warps,
+            cfg.num_stages, q.device.index)
+
+
+def _paths(q, k, v, causal: bool, cfg: KernelConfig, flags: dict) -> list[str]:
+    """Forward paths to try, best first; ends with the pointer path (always possible)."""
+    paths = []
+    if cfg.tma and _tma_available(q.device) and all(_tma_layout_ok(t) for t in (q, k, v)):
+        if cfg.warp_specialize and not causal:
+            paths.append("tma-ws")
+        paths.append("tma")
+    paths = [p for p in paths if _forward_key(p, q, causal, cfg, flags) not in _FAILED]
+    return [*paths, "pointer"]
+
+
+def _descriptor(x: torch.Tensor, rows: int, block_d: int):
+    """TMA descriptor over ``x`` as (B*H, N, D), one (1, rows, block_d) box per load."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    B, H, N, D = x.shape
+    return TensorDescriptor(x, [B * H, N, D], [_merged_stride(x), x.stride(2), 1], [1, rows, block_d])
+
+
+def _launch_forward(path: str, q, k, v, o, lse, causal: bool, scale: float, cfg: KernelConfig,
+                    flags: dict) -> None:
+    B, H, N, _D = q.shape
+    grid = (triton.cdiv(N, cfg.block_m), B * H)
+    launch = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
+    if path == "pointer":
+        _fwd_kernel[grid](
+            q, k, v, o, lse, scale * LOG2E,
+            q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
+            v.stride(0), v.stride(1), v.stride(2), o.stride(0), o.stride(1), o.stride(2),
+            H, N, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, **flags, **launch)
+        return
+    bd = flags["BLOCK_D"]
+    _fwd_tma_kernel[grid](
+        _descriptor(q, cfg.block_m, bd), _descriptor(k, cfg.block_n, bd), _descriptor(v, cfg.block_n, bd),
+        _descriptor(o, cfg.block_m, bd), lse, scale * LOG2E, N, BLOCK_D=bd, BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n, CAUSAL=causal, MASK_N=flags["MASK_N"], FP32_DOT=flags["FP32_DOT"],
+        PRECISION=flags["PRECISION"], WARP_SPECIALIZE=path == "tma-ws", **launch)
+
+
 def _forward(q, k, v, causal: bool, scale: float, cfg: KernelConfig):
     """Launch the forward; returns O (like q) and the log-sum-exp (B, H, N) float32."""
     B, H, N, D = q.shape
     q, k, v = _rows_last(q), _rows_last(k), _rows_last(v)
     o = torch.empty_like(q, memory_format=torch.contiguous_format)                # (B, H, N, D)
     lse = torch.empty((B, H, N), device=q.device, dtype=torch.float32)            # (B, H, N)
-    grid = (triton.cdiv(N, cfg.block_m), B * H)
-    with _launch_guard():
-        _fwd_kernel[grid](
-            q, k, v, o, lse, scale * LOG2E,
-            q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2), o.stride(0), o.stride(1), o.stride(2),
-            H, N, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
-            **_flags(N, D, (cfg.block_m, cfg.block_n), q.dtype),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
-    return o, lse
+    flags = _flags(N, D, (cfg.block_m, cfg.block_n), q.dtype)
+    for path in _paths(q, k, v, causal, cfg, flags):
+        try:
+            with _launch_guard():
+                _launch_forward(path, q, k, v, o, lse, causal, scale, cfg, flags)
+            return o, lse
+        except Exception as exc:   # a TMA / warp-specialized kernel this triton or GPU cannot build
+            if path == "pointer":
+                raise
+            _FAILED[_forward_key(path, q, causal, cfg, flags)] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            log.warning("flash attention: the %s forward failed (%s); using the next path", path, exc)
+    raise AssertionError("unreachable: the pointer path either returns or raises")
+
+
+def forward_path(q, k, v, causal: bool = False, *, config: KernelConfig | None = None) -> str:
+    """The forward path a call with these inputs takes now: "tma-ws", "tma" or "pointer"."""
+    shape, _scale, cfg = _check(q, k, v, causal, None, config)
+    flags = _flags(shape[2], shape[3], (cfg.block_m, cfg.block_n), q.dtype)
+    return _paths(_rows_last(q), _rows_last(k), _rows_last(v), causal, cfg, flags)[0]
 
 
 def _backward(do, q, k, v, o, lse, causal: bool, scale: float, cfg: KernelConfig):

@@ -459,31 +459,69 @@ def show_recorded_doc(doc: dict, key: str) -> None:
 
 
 def gpu_section() -> None:
-    doc = latest_recorded("cuda")
+    doc = cache.attention_gpu_results()
     if doc is None:
-        st.info("No GPU results recorded yet. Run `bash bench/gpu_check.sh` on a CUDA machine and commit "
-                "bench/results/gpu-check-cuda.json: this tab then shows our kernel against PyTorch SDPA's "
-                "flash backend (bf16, head_dim 64 and 128, N = 1k…16k, causal and not), with the device "
-                "and date.", icon=":material/hourglass_empty:")
+        st.info("Not yet recorded on a GPU: run `bash bench/gpu_check.sh` on a CUDA machine and commit "
+                "bench/results/gpu-check-cuda.json. This tab then shows our kernel against PyTorch SDPA's "
+                "flash and cuDNN backends (bf16, head_dim 64 and 128, N = 1k…16k, causal and not), with "
+                "the device and date.", icon=":material/hourglass_empty:")
         return
-    st.caption(ui.recorded_caption(doc["meta"]))
-    ratios = pd.DataFrame(A.speed_ratios(A.recorded_rows(doc)))
-    if not ratios.empty:
-        targets = doc.get("targets", {"fwd": 1.0, "fwd+bwd": 0.8})
-        target = [targets.get(m) for m in ratios["mode"]]
-        table = pd.DataFrame({
-            "head_dim": ratios["head_dim"], "mask": ["causal" if c else "full" for c in ratios["causal"]],
-            "N": ratios["n"], "pass": ratios["mode"], "ours (TFLOP/s)": ratios["tflops"].round(1),
-            "SDPA (TFLOP/s)": ratios["baseline_tflops"].round(1), "speed vs SDPA": ratios["ratio"].round(3),
-            "target": target,
-            "met": ["✓" if r >= (t or 0) else "✗" for r, t in zip(ratios["ratio"], target, strict=True)]})
-        st.markdown("**Our kernel vs PyTorch SDPA** (speed = SDPA time / our time; target: forward ≥ 1.0, "
-                    "forward+backward ≥ 0.8)")
-        st.dataframe(table, hide_index=True, width="stretch")
+    meta = doc.get("meta", {})
+    versions = ", ".join(f"{k} {meta[k]}" for k in ("driver", "torch", "triton", "cudnn", "commit") if meta.get(k))
+    st.caption(ui.recorded_caption(meta) + (f" {versions}." if versions else ""))
+    rows = pd.DataFrame(A.compare_rows(A.recorded_rows(doc)))
+    if not rows.empty:
+        target_table(rows, doc.get("targets", {"fwd": 1.0, "fwd+bwd": 0.8}))
+        st.markdown("**Every row** (speed vs a backend = its time / this row's time; spread = 20th–80th "
+                    "percentile of the timed runs; errors: max |difference| to float64 on head (0, 0))")
+        st.dataframe(recorded_gpu_table(rows), hide_index=True, width="stretch")
+        picks = sorted({str(c.get("sdpa_default")) for c in doc.get("cases", []) if c.get("sdpa_default")})
+        paths = sorted({str(c.get("kernel_path")) for c in doc.get("cases", []) if c.get("kernel_path")})
+        st.caption(f"SDPA's own choice of backend on these inputs: {', '.join(picks) or 'not recorded'}. "
+                   f"Our kernel's forward path: {', '.join(paths) or 'not recorded'}.")
     show_recorded_doc(doc, "fa_gpu")
     if doc.get("sweep"):
         with st.expander("Block-size sweep (N = 4096, bf16)"):
             st.dataframe(pd.DataFrame(doc["sweep"]).round(3), hide_index=True, width="stretch")
+
+
+def _ratio(x) -> str:
+    return f"{x:.2f}×" if x == x and x is not None else "—"
+
+
+def target_table(rows: pd.DataFrame, targets: dict) -> None:
+    ours = rows[(rows["impl"] == "triton") & rows["vs_flash"].notna()]
+    if ours.empty:
+        return
+    target = [targets.get(m) for m in ours["mode"]]
+    st.markdown("**Our kernel vs PyTorch SDPA** (speed = SDPA time / our time; target vs the flash backend: "
+                "forward ≥ 1.0, forward+backward ≥ 0.8; cuDNN reported beside it)")
+    st.dataframe(pd.DataFrame({
+        "head_dim": ours["head_dim"], "mask": ["causal" if c else "full" for c in ours["causal"]],
+        "N": ours["n"], "pass": ours["mode"], "ours (TFLOP/s)": ours["tflops"].round(1),
+        "vs SDPA flash": [_ratio(x) for x in ours["vs_flash"]],
+        "vs SDPA cuDNN": [_ratio(x) for x in ours["vs_cudnn"]], "target": target,
+        "met": ["✓" if r >= (t or 0) else "✗" for r, t in zip(ours["vs_flash"], target, strict=True)]}),
+        hide_index=True, width="stretch")
+
+
+def recorded_gpu_table(rows: pd.DataFrame) -> pd.DataFrame:
+    def col(name):
+        return rows[name] if name in rows else pd.Series([None] * len(rows), index=rows.index)
+
+    spread = [f"{ui.fmt_ms(lo)} – {ui.fmt_ms(hi)}" if lo == lo and hi == hi and lo is not None else "—"
+              for lo, hi in zip(col("p20_ms").astype(float), col("p80_ms").astype(float), strict=True)]
+    return pd.DataFrame({
+        "head_dim": rows["head_dim"], "mask": ["causal" if c else "full" for c in rows["causal"]],
+        "N": rows["n"], "pass": rows["mode"], "implementation": [A.IMPL_LABELS.get(i, i) for i in rows["impl"]],
+        "time": [ui.fmt_ms(x) if x == x else "—" for x in rows["ms"].astype(float)], "spread": spread,
+        "TFLOP/s": [f"{x:,.1f}" if x == x else "—" for x in rows["tflops"].astype(float)],
+        "vs SDPA flash": [_ratio(x) for x in col("vs_flash").astype(float)],
+        "vs SDPA cuDNN": [_ratio(x) for x in col("vs_cudnn").astype(float)],
+        "max |err|": [f"{x:.1e}" if x == x else "—" for x in rows["max_err"].astype(float)],
+        "grad max |err|": [f"{x:.1e}" if x == x else "—" for x in col("grad_err").astype(float)],
+        "status": rows["status"],
+    })
 
 
 with tab_tiles, ui.guard():

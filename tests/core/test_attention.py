@@ -242,6 +242,36 @@ def test_bench_config_refuses(changes):
         A.check_bench_config(A.BenchConfig(**{**base, **changes}), "cpu")
 
 
+def test_bench_config_batch_heads_cap_is_per_device():
+    """CPU: 256 (per-head Python loops); CUDA: 64 x 128, memory being capped by the element count.
+    The FlashAttention-2 paper's set-up (16k tokens x 2048 hidden) at N=1k, d=64 is batch 16 x heads 32."""
+    paper = A.BenchConfig(seqs=(1024,), batch=16, heads=32, head_dim=64, dtype="bfloat16")
+    assert A.check_bench_config(paper, "cuda").batch == 16
+    with pytest.raises(ValidationError, match="256"):
+        A.check_bench_config(paper, "cpu")
+    with pytest.raises(ValidationError, match="elements"):
+        A.check_bench_config(A.BenchConfig(seqs=(32768,), batch=64, heads=128, head_dim=128), "cuda")
+
+
+def test_sdpa_variants_are_bench_only_and_skip_on_cpu():
+    assert "sdpa_cudnn" not in A.IMPLEMENTATIONS and {"sdpa_flash", "sdpa_cudnn"} <= set(A.BENCH_IMPLEMENTATIONS)
+    cfg = A.BenchConfig(seqs=(16,), heads=1, head_dim=16, impls=("sdpa_flash", "sdpa_cudnn"), warmup=0, repeats=1)
+    rows = A.run_benchmark(cfg, "cpu")
+    assert [r.impl for r in rows] == ["sdpa_flash", "sdpa_cudnn"]
+    assert all(r.status.startswith("skipped") and "CUDA" in r.status and r.ms is None for r in rows)
+
+
+def test_sdpa_default_backend_is_named():
+    q = torch.zeros(1, 2, 16, 16)
+    assert A.sdpa_default_backend(q, q, q, causal=True) in {"FLASH_ATTENTION", "MATH", "EFFICIENT_ATTENTION", None}
+
+
+def test_timing_quantiles_bracket_the_median():
+    median, p20, p80 = A.timing_quantiles(lambda: torch.ones(64, 64) @ torch.ones(64, 64), "cpu",
+                                          warmup=1, repeats=5)
+    assert 0 < p20 <= median <= p80
+
+
 def test_bench_config_sorts_and_dedupes():
     cfg = A.check_bench_config(A.BenchConfig(seqs=(128, 64, 128), impls=("sdpa", "sdpa")), "cpu")
     assert cfg.seqs == (64, 128) and cfg.impls == ("sdpa",)
@@ -328,3 +358,36 @@ def test_recorded_rows_and_speed_ratios():
     (ratio,) = A.speed_ratios(rows)
     assert ratio["mode"] == "fwd" and ratio["ratio"] == pytest.approx(1.25)
     assert A.recorded_rows({"no": "cases"}) == [] and A.recorded_rows([]) == []
+
+
+def test_compare_rows_against_both_backends():
+    """vs_flash = flash time / row time at the same (head_dim, causal, N, mode); old files (impl
+    "sdpa" with sdpa_backend "flash") count as the flash baseline."""
+    base = {"head_dim": 64, "causal": True, "n": 2048, "mode": "fwd"}
+    rows = A.compare_rows([{**base, "impl": "triton", "ms": 2.0}, {**base, "impl": "sdpa_flash", "ms": 3.0},
+                           {**base, "impl": "sdpa_cudnn", "ms": 1.5}, {**base, "impl": "naive", "ms": None},
+                           {**base, "impl": "triton", "n": 4096, "ms": 1.0}])
+    ours = rows[0]
+    assert ours["vs_flash"] == pytest.approx(1.5) and ours["vs_cudnn"] == pytest.approx(0.75)
+    assert rows[1]["vs_flash"] == pytest.approx(1.0) and rows[3]["vs_flash"] is None
+    assert rows[4]["vs_flash"] is None and rows[4]["vs_cudnn"] is None
+    old = A.compare_rows([{**base, "impl": "triton", "ms": 2.0}, {**base, "impl": "sdpa", "sdpa_backend": "flash", "ms": 2.0}])
+    assert old[0]["vs_flash"] == pytest.approx(1.0) and old[0]["vs_cudnn"] is None
+
+
+def test_recorded_gpu_results_reads_the_bundle(tmp_path):
+    import json
+
+    assert A.recorded_gpu_results(tmp_path) is None
+    att = {"benchmark": "attention", "meta": {"device": {"kind": "cuda", "name": "NVIDIA H200"}}, "cases": []}
+    (tmp_path / "gpu-check-cuda.json").write_text(json.dumps(
+        {"benchmark": "gpu-check", "results": {"attention-cuda": {**att, "dry_run": True}}}))
+    assert A.recorded_gpu_results(tmp_path) is None                     # a dry run is not a result
+    (tmp_path / "gpu-check-cuda.json").write_text(json.dumps(
+        {"benchmark": "gpu-check", "results": {"attention-cuda": att}}))
+    assert A.recorded_gpu_results(tmp_path)["meta"]["device"]["name"] == "NVIDIA H200"
+    (tmp_path / "gpu-check-cuda.json").write_text("{broken")
+    cpu = {**att, "meta": {"device": {"kind": "cpu"}}}
+    (tmp_path / "attention-cuda.json").write_text(json.dumps(cpu))
+    assert A.recorded_gpu_results(tmp_path) is None
+

@@ -133,6 +133,82 @@ def test_lse_is_not_differentiable_but_output_is():
     assert out.requires_grad and not lse.requires_grad
 
 
+# ---------------------------------------------------------------- TMA path and fallbacks, interpreter
+TMA = with_blocks(SMALL, tma=True)
+TMA_WS = with_blocks(SMALL, tma=True, warp_specialize=True)
+
+
+@pytest.mark.parametrize("config", [TMA, TMA_WS], ids=["tma", "tma-ws"])
+@pytest.mark.parametrize("n,d,causal", [(1, 16, False), (17, 32, True), (70, 24, False), (64, 64, True),
+                                        (33, 80, True), (45, 128, False)])
+def test_tma_forward_matches_float64(config, n, d, causal):
+    """Tensor-descriptor loads: rows past N and head dims past d arrive as 0 (odd shapes)."""
+    q, k, v = qkv(2, 3, n, d, seed=n + d)
+    expected = "tma-ws" if config.warp_specialize and not causal else "tma"
+    assert fa.forward_path(q, k, v, causal, config=config) == expected
+    out, lse = flash_attention_forward(q, k, v, causal, return_lse=True, config=config)
+    torch.testing.assert_close(out.double(), reference_attention(q, k, v, causal), atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(lse.double(), attention_lse(q.double(), k.double(), causal), atol=ATOL, rtol=RTOL)
+    assert fa.fallbacks() == []
+
+
+def test_tma_backward_matches_float64():
+    q, k, v = qkv(1, 2, 33, 32, seed=5, requires_grad=True)
+    out = flash_attention_forward(q, k, v, True, config=TMA)
+    do = torch.randn_like(out)
+    out.backward(do)
+    for ours, exact in zip((q.grad, k.grad, v.grad), grads_f64(q, k, v, do, True), strict=True):
+        torch.testing.assert_close(ours.double(), exact, atol=5e-5, rtol=1e-4)
+
+
+def test_layouts_tma_cannot_cover_use_pointers():
+    """Unmergeable (batch, heads) strides and unaligned rows fall back to pointer loads."""
+    x = torch.randn(2, 40, 3, 32)
+    q = x.transpose(1, 2)                                     # (2, 3, 40, 32): batch/heads do not merge
+    k, v = torch.randn(2, 3, 40, 32), torch.randn(2, 3, 40, 32)
+    assert fa.forward_path(q, k, v, config=TMA) == "pointer"
+    torch.testing.assert_close(flash_attention_forward(q, k, v, config=TMA).double(),
+                               reference_attention(q, k, v), atol=ATOL, rtol=RTOL)
+    odd = [t.half() for t in qkv(1, 1, 20, 20)]               # 40-byte rows: not 16-byte aligned
+    assert fa.forward_path(*odd, config=TMA) == "pointer"
+
+
+def test_a_failing_path_falls_back_and_is_recorded(monkeypatch):
+    """A TMA kernel that cannot compile (here: made to raise) gives the pointer path's result."""
+    real = fa._launch_forward
+
+    def broken(path, *args):
+        if path != "pointer":
+            raise RuntimeError("PassManager::run failed (simulated)")
+        return real(path, *args)
+
+    monkeypatch.setattr(fa, "_launch_forward", broken)
+    monkeypatch.setattr(fa, "_FAILED", {})
+    q, k, v = qkv(1, 2, 33, 16, seed=9)
+    out = flash_attention_forward(q, k, v, False, config=TMA_WS)
+    torch.testing.assert_close(out.double(), reference_attention(q, k, v), atol=ATOL, rtol=RTOL)
+    assert {f["path"] for f in fa.fallbacks()} == {"tma-ws", "tma"}
+    assert all("simulated" in f["reason"] for f in fa.fallbacks())
+    assert fa.forward_path(q, k, v, config=TMA_WS) == "pointer"        # remembered: no retry
+
+
+def test_causal_grid_runs_heaviest_query_blocks_first():
+    """Reversed program ids: every query block is still computed exactly once (N = 5 blocks)."""
+    q, k, v = qkv(1, 1, 80, 16, seed=2)
+    for config in (SMALL, TMA):
+        out = flash_attention_forward(q, k, v, True, config=config)
+        torch.testing.assert_close(out.double(), reference_attention(q, k, v, True), atol=ATOL, rtol=RTOL)
+
+
+def test_check_launch_without_tensors():
+    fa.check_launch((16, 32, 1024, 64), torch.bfloat16, "cuda")
+    fa.check_launch((1, 16, 16384, 128), torch.bfloat16, "cuda")
+    for shape, dtype, where in [((1, 65536, 1, 16), torch.bfloat16, "cuda"), ((1, 1, 8, 8), torch.bfloat16, "cuda"),
+                                ((1, 1, 8, 16), torch.float64, "cuda"), ((16, 32, 1024, 64), torch.float32, "cpu")]:
+        with pytest.raises(ValidationError):
+            fa.check_launch(shape, dtype, where)
+
+
 # ---------------------------------------------------------------- block tables
 @pytest.mark.parametrize("d", [16, 32, 48, 64, 80, 96, 128])
 @pytest.mark.parametrize("where", [("cpu", None), ("cuda", (9, 0)), ("cuda", (8, 0))], ids=["cpu", "h100", "a100"])
@@ -145,14 +221,23 @@ def test_block_tables_are_valid(d, where, dtype):
         assert b >= 16 and b & (b - 1) == 0
 
 
-def test_hopper_table_uses_128_row_query_blocks():
-    assert block_sizes(128, torch.bfloat16, "cuda", (9, 0)).block_m == 128
-    assert block_sizes(64, torch.bfloat16, "cuda", (9, 0)).num_warps == 4
-    assert block_sizes(128, torch.bfloat16, "cuda", (9, 0)).num_warps == 8
+def test_hopper_table_is_the_compile_reports_choice():
+    """bench/results/compile-sm90.json: no spills on triton 3.6 and 3.9, two blocks per SM for the
+    forward; d=128 uses 64x64 tiles (two 4-warp blocks per SM), dK/dV 16x128 at 8 warps."""
+    d64, d128 = (block_sizes(d, torch.bfloat16, "cuda", (9, 0)) for d in (64, 128))
+    assert (d64.block_m, d64.block_n, d64.num_warps, d64.num_stages) == (128, 64, 4, 3)
+    assert (d128.block_m, d128.block_n, d128.num_warps, d128.num_stages) == (64, 64, 4, 3)
+    for cfg in (d64, d128):
+        assert (cfg.bwd_block_m1, cfg.bwd_block_n1, cfg.bwd_num_warps) == (16, 128, 8)
+        assert cfg.tma and not cfg.warp_specialize
+    assert not block_sizes(64, torch.bfloat16, "cuda", (8, 0)).tma       # no TMA before Hopper
+    assert fa.hopper_tables() == {64: d64, 128: d128}
 
 
 @pytest.mark.parametrize("changes", [{"block_m": 24}, {"block_n": 8}, {"block_m": 512}, {"block_m": 16, "block_n": 32},
-                                     {"bwd_block_n1": 16, "bwd_block_m1": 32}, {"bwd_block_m2": 16, "bwd_block_n2": 32}])
+                                     {"bwd_block_n1": 16, "bwd_block_m1": 32}, {"bwd_block_m2": 16, "bwd_block_n2": 32},
+                                     {"num_warps": 3}, {"bwd_num_warps": True}, {"num_stages": 0},
+                                     {"bwd_num_stages": 9}, {"tma": 1}, {"warp_specialize": "yes"}])
 def test_bad_block_configs_are_refused(changes):
     with pytest.raises(ValidationError):
         with_blocks(CPU, **changes)
@@ -233,6 +318,17 @@ def test_concurrent_launches_from_two_threads():
     assert not errors and len(results) == 4 and max(results) < ATOL
 
 
+def test_kernel_errors_are_core_validation_errors():
+    """Pages catch core.validation's classes; the kernels raise the very same ones."""
+    import core.validation
+    import kernels.errors
+
+    assert core.validation.ValidationError is kernels.errors.ValidationError
+    assert core.validation.ResourceError is kernels.errors.ResourceError
+    with pytest.raises(core.validation.ValidationError):
+        flash_attention(*qkv(1, 1, 4, 8))
+
+
 def test_kernel_config_is_frozen_and_hashable():
     assert isinstance(hash(CPU), int)
     with pytest.raises(AttributeError):
@@ -241,58 +337,50 @@ def test_kernel_config_is_frozen_and_hashable():
 
 
 # ---------------------------------------------------------------- ahead-of-time compile for a GPU
-AOT_SCRIPT = r"""
-import json, os
-os.environ["TRITON_INTERPRET"] = "0"
-import torch, triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-import kernels.flash_attention as fa
-POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "Out": "*bf16", "DO": "*bf16", "DK": "*bf16",
-            "DV": "*bf16", "DQ": "*bf16", "LSE": "*fp32", "DELTA": "*fp32"}
-cfg = fa.block_sizes(80, torch.bfloat16, "cuda", (9, 0))
-flags = dict(HEAD_DIM=80, BLOCK_D=128, CAUSAL=True, MASK_N=True, EVEN_D=False, FP32_DOT=False, PRECISION="tf32")
-out = {}
-for name, fn, bm, bn, warps, stages in (
-        ("fwd", fa._fwd_kernel, cfg.block_m, cfg.block_n, cfg.num_warps, cfg.num_stages),
-        ("dkdv", fa._bwd_dkdv_kernel, cfg.bwd_block_m1, cfg.bwd_block_n1, cfg.bwd_num_warps, cfg.bwd_num_stages),
-        ("dq", fa._bwd_dq_kernel, cfg.bwd_block_m2, cfg.bwd_block_n2, cfg.bwd_num_warps, cfg.bwd_num_stages)):
-    consts = dict(flags, BLOCK_M=bm, BLOCK_N=bn)
-    sig, attrs = {}, {}
-    for i, arg in enumerate(fn.arg_names):
-        sig[arg] = "constexpr" if arg in consts else POINTERS.get(arg, "fp32" if arg.endswith("scale") else "i32")
-        if arg in POINTERS or arg.startswith("stride"):
-            attrs[(i,)] = [["tt.divisibility", 16]]
-    kernel = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs),
-                            target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages})
-    out[name] = {"shared": kernel.metadata.shared, "wgmma": "wgmma" in kernel.asm["ptx"],
-                 "cp_async": kernel.asm["ptx"].count("cp.async")}
-print("AOT" + json.dumps(out))
-"""
+def _compile_shipped(triton_path):
+    """Compile every kernel of the shipped Hopper tables for sm_90 with one triton (no GPU)."""
+    from bench import compile_report
+
+    report = compile_report.run_triton(compile_report.shipped_jobs(), triton_path, timeout_s=1200)
+    err = report.get("error", "")
+    if not report["rows"] and "ptxas" in err.lower() and "not found" in err.lower():
+        pytest.skip("this triton install has no CUDA toolchain (ptxas)")
+    assert report["rows"], err
+    return report
+
+
+def _assert_hopper_ready(report):
+    """No spills, shared memory within a block's 227 KB, wgmma everywhere, TMA on the TMA path."""
+    from bench.compile_report import spilled
+
+    kernels = {r["kernel"] for r in report["rows"]}
+    assert {"fwd_tma", "fwd", "dkdv", "dq"} <= kernels
+    for row in report["rows"]:
+        assert row["status"] == "ok", row
+        assert not spilled(row), row
+        assert 0 < row["shared"] <= 227 * 1024 and row["wgmma"], row
+        assert row["blocks_per_sm"] >= 1, row
+        if row["kernel"].startswith("fwd_tma"):
+            assert row["tma"], row
 
 
 @pytest.mark.slow
-def test_kernels_compile_for_hopper_without_a_gpu(tmp_path):
-    """Compile forward, dK/dV and dQ (causal, ragged N, head_dim 80 padded to 128) for sm_90 with
-    Triton's own compiler and ptxas, no GPU needed: catches GPU-only compile errors here, checks
-    the Hopper table fits shared memory (227 KB per block), uses wgmma and pipelines loads."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_shipped_tables_compile_for_hopper_without_spills():
+    """Forward (TMA and pointer fallback), dK/dV and dQ of the shipped Hopper table, causal or
+    not, even or ragged N, compiled for sm_90 by the installed triton and its ptxas."""
+    _assert_hopper_ready(_compile_shipped(None))
 
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-c", AOT_SCRIPT], capture_output=True, text=True, env=env,
-                          cwd=root, timeout=600)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("AOT")]
-    if proc.returncode != 0 and ("ptxas" in proc.stderr.lower() and "not found" in proc.stderr.lower()):
-        pytest.skip("this triton install has no CUDA toolchain (ptxas)")
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    for name, info in json.loads(lines[0][3:]).items():
-        assert 0 < info["shared"] <= 227 * 1024, (name, info)
-        assert info["wgmma"] and info["cp_async"] > 0, (name, info)
+
+@pytest.mark.slow
+def test_shipped_tables_compile_on_triton_36_without_spills():
+    """The same on triton 3.6, the GPU machine's (``make triton36`` installs it aside)."""
+    from bench.compile_report import TRITON36_DIR
+
+    if not (TRITON36_DIR / "triton").is_dir():
+        pytest.skip(f"triton 3.6 is not installed in {TRITON36_DIR} (run: make triton36)")
+    report = _compile_shipped(TRITON36_DIR)
+    assert report["triton"].startswith("3.6"), report["triton"]
+    _assert_hopper_ready(report)
 
 
 # ---------------------------------------------------------------- CUDA (bench/gpu_check.sh)
@@ -365,3 +453,20 @@ def test_gpu_table_configs_long_sequence(d):
     torch.testing.assert_close(out.float(), sdpa.float(), atol=2e-2, rtol=2e-2)
     out.backward(torch.ones_like(out))
     assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_gpu_tma_warp_specialized_and_pointer_paths_agree(causal):
+    """On Hopper the default forward loads through TMA; the pointer path and the warp-specialized
+    request (or its recorded fallback) give the same output, all close to float64."""
+    q, k, v = qkv(2, 4, 1000, 64, dtype=torch.bfloat16, device="cuda", seed=4)
+    cfg = block_sizes(64, torch.bfloat16, "cuda")
+    hopper = torch.cuda.get_device_capability()[0] >= 9
+    assert fa.forward_path(q, k, v, causal) == ("tma" if hopper else "pointer")
+    ref = reference_attention(q, k, v, causal)
+    tol = _tolerance_vs_sdpa(q, k, v, causal, ref)
+    for config in (cfg, with_blocks(cfg, tma=False), with_blocks(cfg, tma=hopper, warp_specialize=hopper)):
+        out = flash_attention_forward(q, k, v, causal, config=config)
+        assert float((out.double() - ref).abs().max()) <= tol, config
+    assert all(f["path"] == "tma-ws" for f in fa.fallbacks()), fa.fallbacks()   # only WS may fall back

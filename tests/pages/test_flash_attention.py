@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from bench.common import load_results
 from tests.pages.apptest import assert_clean, errors, open_page, texts
 
 
@@ -70,11 +69,12 @@ def test_bad_benchmark_settings_show_a_message():
 
 
 def test_recorded_gpu_tab_is_graceful(page):
-    gpu = [d for d in load_results("attention") if d.get("meta", {}).get("device", {}).get("kind") == "cuda"]
-    if gpu:
+    from core.attention import recorded_gpu_results
+
+    if recorded_gpu_results() is not None:
         assert any("Recorded on" in c for c in texts(page.caption))
     else:
-        assert any("No GPU results recorded yet" in i for i in texts(page.info))
+        assert any("Not yet recorded on a GPU" in i and "bash bench/gpu_check.sh" in i for i in texts(page.info))
 
 
 @pytest.mark.slow
@@ -89,39 +89,47 @@ def test_real_minilm_head():
 
 
 def _fake_gpu_doc() -> dict:
-    """A document shaped like bench/attention.py's output on CUDA (test data for the renderer)."""
+    """A document shaped like bench/attention.py's output on CUDA (test data for the renderer,
+    not a measurement): ours, SDPA flash and SDPA cuDNN rows per case, naive at N=1k."""
     cases = []
     for d in (64, 128):
         for causal in (False, True):
             for n in (1024, 4096):
                 rows = []
-                for impl, ms in (("triton", 1.0), ("sdpa", 1.1), ("naive", 4.0)):
+                impls = (("triton", 1.0), ("sdpa_flash", 1.1), ("sdpa_cudnn", 0.9)) + ((("naive", 4.0),) if n == 1024 else ())
+                for impl, ms in impls:
                     for mode, scale in (("fwd", 1.0), ("fwd+bwd", 3.2)):
-                        rows.append({"impl": impl, "n": n, "mode": mode, "ms": ms * scale * n / 1024,
+                        t = ms * scale * n / 1024
+                        rows.append({"impl": impl, "n": n, "mode": mode, "ms": t, "p20_ms": 0.98 * t, "p80_ms": 1.03 * t,
                                      "tflops": 300.0 / ms, "max_err": 4e-3, "grad_err": 8e-3 if mode != "fwd" else None,
                                      "peak_bytes": 1 << 20, "status": "ok"})
                 cases.append({"head_dim": d, "causal": causal, "dtype": "bfloat16", "batch": 16384 // n,
-                              "heads": 2048 // d, "sdpa_backend": "flash", "rows": rows})
+                              "heads": 2048 // d, "sdpa_backend": "flash", "status": "ok", "rows": rows,
+                              "sdpa_default": "FLASH_ATTENTION", "kernel_path": "tma"})
     return {"benchmark": "attention", "meta": {"device": {"kind": "cuda", "name": "NVIDIA H200"},
-                                               "date": "2026-01-02 03:04 UTC"},
+                                               "date": "2026-01-02 03:04 UTC", "driver": "570.1", "cudnn": 91002},
             "cases": cases, "sweep": [{"head_dim": 64, "n": 4096, "mode": "fwd", "block_m": 128, "ms": 1.0,
                                        "tflops": 500.0, "status": "ok"}],
-            "targets": {"fwd": 1.0, "fwd+bwd": 0.8}, "summary": []}
+            "targets": {"fwd": 1.0, "fwd+bwd": 0.8}, "dry_run": False, "summary": []}
 
 
 def test_recorded_gpu_results_render(tmp_path, monkeypatch):
     import json
 
-    import bench.common
+    import core.attention
     from app import cache
 
-    (tmp_path / "attention-cuda.json").write_text(json.dumps(_fake_gpu_doc()), encoding="utf-8")
-    monkeypatch.setattr(bench.common, "RESULTS_DIR", tmp_path)
-    cache.recorded.clear()
+    bundle = {"benchmark": "gpu-check", "results": {"attention-cuda": _fake_gpu_doc()}}
+    (tmp_path / "gpu-check-cuda.json").write_text(json.dumps(bundle), encoding="utf-8")
+    monkeypatch.setattr(core.attention, "RESULTS_DIR", tmp_path)
+    cache.attention_gpu_results.clear()
     try:
         at = open_page("flash_attention.py")
         assert_clean(at)
-        assert any("Recorded on NVIDIA H200, 2026-01-02" in c for c in texts(at.caption))
-        assert any("speed vs SDPA" in df.value.columns for df in at.dataframe)
+        assert any("Recorded on NVIDIA H200, 2026-01-02" in c and "cudnn 91002" in c for c in texts(at.caption))
+        columns = [set(df.value.columns) for df in at.dataframe]
+        assert any({"vs SDPA flash", "vs SDPA cuDNN", "target", "met"} <= c for c in columns)
+        assert any({"spread", "vs SDPA cuDNN", "grad max |err|"} <= c for c in columns)
+        assert any("SDPA's own choice of backend" in c and "FLASH_ATTENTION" in c for c in texts(at.caption))
     finally:
-        cache.recorded.clear()
+        cache.attention_gpu_results.clear()
