@@ -13,10 +13,13 @@ are; the other backends see K/V repeated to H heads (``expand_kv``).
 The tiled and Triton backends need T_q == T_k and a plain causal (or no) mask: a
 decoding step (one new query against the cache) or an explicit mask runs through SDPA
 (or naive, when the probabilities are asked for), and the result says so.
+``backend`` may also be a function with attend's keywords, (q, k, v, *, causal, mask,
+scale, dropout, return_probs) -> (out, probs): an experiment's own attention path
+(core/measure.py keeps the paper's saved tensors, core/packing.py its varlen loop).
 
-``KVCache`` keeps every layer's keys and values (B, H_kv, T, D), growing in chunks;
-``nbytes()`` is the bytes of the positions held, read off the tensors,
-``allocated_bytes()`` what the chunked buffers take.
+``KVCache`` keeps every layer's keys and values (B, H_kv, T, D), growing in chunks
+(up to ``capacity`` positions when one is given); ``nbytes()`` is the bytes of the
+positions held, read off the tensors, ``allocated_bytes()`` what the chunked buffers take.
 Does not handle: cross-attention, attention dropout outside the naive/SDPA backends,
 sliding windows in the tiled/Triton backends.
 """
@@ -33,6 +36,7 @@ from torch import nn
 from core.attention import attention_probs, tiled_attention
 from core.nn.masks import causal_mask
 from core.nn.rope import apply_rope
+from core.validation import ResourceError
 
 BACKENDS = ("sdpa", "naive", "tiled", "triton")
 CACHE_CHUNK = 256          # KVCache grows its buffers by this many positions
@@ -82,9 +86,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, backend: str = 
     ``probs`` (B, H, T_q, T_k) only with ``return_probs`` (the naive path), else None.
     ``mask``: bool, broadcastable to (B, H, T_q, T_k), True = may attend.
     """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    if callable(backend):                                                    # the caller's own path
+        return backend(q, k, v, causal=causal, mask=mask, scale=scale, dropout=dropout,
+                       return_probs=return_probs)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     t_q, t_k = q.shape[-2], k.shape[-2]
     fused_ok = mask is None and t_q == t_k and dropout == 0.0
     if backend == "sdpa" and not return_probs:
@@ -105,9 +112,13 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, backend: str = 
 
 
 class KVCache:
-    """Keys and values of every layer, (B, H_kv, T, D) each, in buffers grown by CACHE_CHUNK."""
+    """Keys and values of every layer, (B, H_kv, T, D) each, in buffers grown by CACHE_CHUNK.
 
-    def __init__(self, n_layers: int) -> None:
+    ``capacity``: the most positions it may hold (None: no limit); one more is a ResourceError.
+    """
+
+    def __init__(self, n_layers: int, capacity: int | None = None) -> None:
+        self.capacity = capacity
         self._k: list[torch.Tensor | None] = [None] * n_layers
         self._v: list[torch.Tensor | None] = [None] * n_layers
         self._len = [0] * n_layers
@@ -120,6 +131,8 @@ class KVCache:
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append k, v (B, H_kv, T_new, D) to ``layer``; returns all of its keys and values."""
         start, end = self._len[layer], self._len[layer] + k.shape[2]
+        if self.capacity is not None and end > self.capacity:
+            raise ResourceError(f"The key/value cache holds {self.capacity:,} positions.")
         buf = self._k[layer]
         if buf is None or end > buf.shape[2]:
             self._grow(layer, k, end)
@@ -130,6 +143,8 @@ class KVCache:
 
     def _grow(self, layer: int, like: torch.Tensor, needed: int) -> None:
         capacity = math.ceil(needed / CACHE_CHUNK) * CACHE_CHUNK
+        if self.capacity is not None:
+            capacity = min(capacity, self.capacity)
         B, G, _, D = like.shape
         for store in (self._k, self._v):
             new = like.new_zeros(B, G, capacity, D)

@@ -9,7 +9,9 @@ Llama-shaped (RMSNorm, SwiGLU, RoPE, GQA, no biases) by its DecoderConfig; SmolL
 (core/llm.py) is the second kind. ``forward(..., return_internals=True)`` returns the
 residual stream after the embedding and after every block, what each block's attention
 and MLP wrote, and the attention probabilities; ``unembed`` is the final norm and head,
-which the logit lens applies to any layer's stream (nostalgebraist 2020).
+which the logit lens applies to any layer's stream (nostalgebraist 2020); ``run_blocks``
+is the middle part alone, for a model that embeds its inputs itself (a gradient probe,
+multi-token prediction).
 ``checkpoint=True`` recomputes each block in the backward pass (torch.utils.checkpoint).
 Does not handle: encoder-decoder models, MoE layers (core/moe.py composes its own).
 """
@@ -96,8 +98,10 @@ class DecoderLM(nn.Module):
         self.head = None if cfg.tied_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.head_bias)
         self.register_buffer("rope_freq_factors", rope_freq_factors, persistent=False)
 
-    def embed_tokens(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids at ``positions`` ((T,) or (B, T)) -> (B, T, d)."""
+    def embed_tokens(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids at ``positions`` ((T,) or (B, T); default 0 .. T-1) -> (B, T, d)."""
+        if positions is None:
+            positions = torch.arange(ids.shape[1], device=ids.device)
         x = self.embed(ids)                                                      # (B, T, d)
         if self.cfg.positions == "learned":
             x = x + self.pos(positions).to(x.dtype)
@@ -127,11 +131,27 @@ class DecoderLM(nn.Module):
         if positions is None:
             positions = torch.arange(offset, offset + ids.shape[1], device=ids.device)
         x = self.embed_tokens(ids, positions)                                    # (B, T, d)
-        rope = self.rope(positions, x.dtype)
         internals = DecoderInternals(residual=[x]) if return_internals else None
+        x = self.run_blocks(x, positions, cache=cache, backend=backend, mask=mask, causal=causal,
+                            checkpoint=checkpoint, internals=internals)          # (B, T, d)
+        logits = self.unembed(x[:, -1:] if last_only else x)                     # (B, T, V)
+        return (logits, internals) if return_internals else logits
+
+    def run_blocks(self, x: torch.Tensor, positions: torch.Tensor | None = None, *,
+                   cache: KVCache | None = None, backend="sdpa", mask: torch.Tensor | None = None,
+                   causal: bool = True, checkpoint: bool = False,
+                   internals: DecoderInternals | None = None) -> torch.Tensor:
+        """The blocks on an embedded x (B, T, d) at ``positions`` (default: after the cache) -> x_L.
+
+        ``internals``: collects the stream after every block, what each wrote and the probabilities.
+        """
+        if positions is None:
+            offset = cache.length if cache is not None else 0
+            positions = torch.arange(offset, offset + x.shape[1], device=x.device)
+        rope = self.rope(positions, x.dtype)
         for i, block in enumerate(self.blocks):
-            kwargs = {"rope": rope, "cache": cache, "layer": i, "backend": backend, "causal": causal, "mask": mask,
-                          "return_internals": return_internals}
+            kwargs = {"rope": rope, "cache": cache, "layer": i, "backend": backend, "causal": causal,
+                      "mask": mask, "return_internals": internals is not None}
             if checkpoint and torch.is_grad_enabled():
                 x, inner = torch_checkpoint(block, x, use_reentrant=False, **kwargs)
             else:
@@ -139,5 +159,4 @@ class DecoderLM(nn.Module):
             if internals is not None:
                 internals.residual.append(x)
                 internals.blocks.append(inner)
-        logits = self.unembed(x[:, -1:] if last_only else x)                     # (B, T, V)
-        return (logits, internals) if return_internals else logits
+        return x

@@ -26,7 +26,7 @@ from core.nn import (
 )
 from core.nn.attention import CACHE_CHUNK
 from core.nn.sampling import check_sampling
-from core.validation import ValidationError
+from core.validation import ResourceError, ValidationError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -242,3 +242,85 @@ def test_sampling_is_seeded():
 def test_sampling_settings_are_checked(cfg):
     with pytest.raises(ValidationError):
         check_sampling(cfg, vocab_size=100)
+
+
+# ---------------------------------------------------------------- hooks the models of the atlas use
+def test_rope_angles_in_float64_for_a_float32_model():
+    """angles_dtype=float64: the table is the float64 table rounded once (MLA, MTP, vision)."""
+    pos = torch.arange(200, 260)
+    exact, _ = rope_cos_sin(pos, 16, 10000.0, torch.float64)
+    cos32, _ = rope_cos_sin(pos, 16, 10000.0, torch.float32, angles_dtype=torch.float64)
+    assert cos32.dtype == torch.float32 and torch.equal(cos32, exact.float())
+    plain32, _ = rope_cos_sin(pos, 16, 10000.0, torch.float32)
+    assert (plain32.double() - exact).abs().max() > (cos32.double() - exact).abs().max()
+
+
+def test_callable_backend_gets_the_keywords():
+    seen = {}
+
+    def mine(q, k, v, *, causal, mask, scale, dropout, return_probs):
+        seen.update(causal=causal, mask=mask, scale=scale, dropout=dropout, return_probs=return_probs)
+        return attend(q, k, v, backend="naive", causal=causal, mask=mask, scale=scale)
+
+    q, k, v = rand(1, 2, 5, 8), rand(1, 1, 5, 8, seed=1), rand(1, 1, 5, 8, seed=2)
+    out, probs = attend(q, k, v, backend=mine, causal=True)
+    assert seen == {"causal": True, "mask": None, "scale": 1 / math.sqrt(8), "dropout": 0.0, "return_probs": False}
+    assert probs is None
+    torch.testing.assert_close(out, reference_attention(q, k, v, True), atol=1e-12, rtol=0)
+
+
+def test_kv_cache_capacity_is_a_clear_error():
+    cache = KVCache(1, capacity=6)
+    cache.update(0, torch.zeros(1, 2, 4, 8), torch.zeros(1, 2, 4, 8))
+    assert cache.allocated_bytes() == 2 * 2 * 6 * 8 * 4             # one buffer of the capacity, no chunk
+    cache.update(0, torch.zeros(1, 2, 2, 8), torch.zeros(1, 2, 2, 8))
+    with pytest.raises(ResourceError, match="holds 6"):
+        cache.update(0, torch.zeros(1, 2, 1, 8), torch.zeros(1, 2, 1, 8))
+
+
+class _Doubling(torch.nn.Module):
+    """An MLP with internals (what a MoE layer returns beside its output)."""
+
+    def forward(self, x, return_internals=False):
+        return (2 * x, {"seen": x.shape}) if return_internals else 2 * x
+
+
+def test_block_mlp_module_internals_without_probabilities():
+    from core.nn import DecoderBlock
+    from core.nn.attention import AttentionShape
+
+    torch.manual_seed(0)
+    block = DecoderBlock(AttentionShape(16, 2, 2, 8), d_ff=0, mlp_module=_Doubling(), mlp_internals=True).double()
+    x = rand(2, 5, 16)
+    y, inner = block(x, return_internals=True, return_probs=False)
+    assert inner.probs is None and inner.mlp == {"seen": (2, 5, 16)}
+    torch.testing.assert_close(y, x + inner.attn_out + inner.mlp_out)
+    y2, inner2 = block(x, return_internals=True)                     # probabilities as before
+    assert inner2.probs.shape == (2, 2, 5, 5)
+    torch.testing.assert_close(y2, y, atol=1e-12, rtol=0)
+    plain, none = block(x)
+    assert none is None
+    torch.testing.assert_close(plain, y, atol=1e-12, rtol=0)
+
+
+def test_block_attention_dropout_apart_from_branch_dropout():
+    from core.nn import DecoderBlock
+    from core.nn.attention import AttentionShape
+
+    shape = AttentionShape(16, 2, 2, 8)
+    assert DecoderBlock(shape, d_ff=8, dropout=0.3).attn.dropout == 0.3
+    block = DecoderBlock(shape, d_ff=8, dropout=0.3, attn_dropout=0.0)
+    assert block.attn.dropout == 0.0 and block.dropout == 0.3
+
+
+def test_run_blocks_on_embeddings_equals_forward():
+    """embed_tokens (positions 0 .. T-1 by default) -> run_blocks -> unembed is forward."""
+    for cfg in (tiny(), tiny(positions="sinusoidal")):
+        torch.manual_seed(2)
+        model = DecoderLM(cfg).double().eval()
+        ids = torch.randint(0, cfg.vocab_size, (2, 7))
+        x = model.embed_tokens(ids).requires_grad_(True)
+        logits = model.unembed(model.run_blocks(x))
+        torch.testing.assert_close(logits, model(ids), atol=1e-12, rtol=0)
+        (g,) = torch.autograd.grad(logits[:, -1].sum(), [x])
+        assert float(g[:, 0].abs().sum()) > 0                      # the last position reads the first
