@@ -9,15 +9,16 @@ Four character-level language models with comparable parameter budgets:
 all three through ``torch.nn.RNN/LSTM/GRU`` so cuDNN runs them on a GPU, and a
 pre-norm causal Transformer (Vaswani et al. 2017, Sec. 3; pre-norm as in
 GPT-2 / Xiong et al. 2020) with sinusoidal positions (Sec. 3.5, no length
-limit, no parameters) and ``F.scaled_dot_product_attention(is_causal=True)``.
-Beside the fused attention sits a readable reference (explicit softmax of
-QK^T/sqrt(d) under a causal mask) that also returns the attention
-probabilities. All models share one interface: ``forward(idx, state=None)``
-returns ``(logits, state)``, where ``state`` is the RNN's hidden state or the
-Transformer's key/value cache, so generation is written once.
+limit, no parameters): core.nn's DecoderLM, GPT-2-shaped, whose fused path is
+``F.scaled_dot_product_attention`` and whose reference path (core.nn's "naive"
+backend, an explicit softmax of QK^T/sqrt(d) under a causal mask) also returns
+the attention probabilities. All models share one interface: ``forward(idx,
+state=None)`` returns ``(logits, state)``, where ``state`` is the RNN's hidden
+state or the Transformer's key/value cache (core.nn.KVCache), so generation is
+written once (sampling: core.nn.sampling).
 
 Also here: the parameter-budget matcher, live training on gensim's Wikipedia
-sample (core.char_data), sampling, and the delayed-recall task ("output the
+sample (core.char_data, core.train), and the delayed-recall task ("output the
 symbol seen k steps ago"; cf. the copy task of Hochreiter & Schmidhuber 1997,
 Sec. 5, and Arjovsky et al. 2016, Sec. 4.1).
 Does not handle: dropout, bidirectional models, mixed precision, truncated
@@ -26,7 +27,6 @@ BPTT across batches (every training window starts from a zero state).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -37,7 +37,14 @@ from torch import nn
 
 from core.char_data import VOCAB_SIZE, CharCorpus, as_batch, decode, sample_batch
 from core.device import cpu_threads
-from core.validation import ResourceError, ValidationError, check_choice, check_float, check_int
+from core.nn import DecoderConfig, DecoderInternals, DecoderLM, KVCache, attend
+from core.nn.decoder import sinusoidal_positions as sinusoidal_positions  # re-exported
+from core.nn.sampling import SamplingConfig, next_token_distribution, sample_token
+from core.train import loop
+from core.train.loop import optimizer_step, set_lr
+from core.train.schedule import warmup_cosine
+from core.validation import ResourceError as ResourceError  # re-exported: a full KV cache raises it
+from core.validation import ValidationError, check_choice, check_float, check_int
 
 Progress = Callable[[float, str], None] | None
 
@@ -222,30 +229,7 @@ class RecurrentLM(nn.Module):
 
 
 # ---------------------------------------------------------------- transformer
-@dataclass
-class KVCache:
-    """Preallocated keys/values of every layer; ``length`` positions are filled."""
-
-    k: list[torch.Tensor]         # per layer (B, H, capacity, D)
-    v: list[torch.Tensor]         # per layer (B, H, capacity, D)
-    length: int = 0
-
-    @classmethod
-    def empty(cls, config: TransformerConfig, batch: int, capacity: int,
-              device, dtype=torch.float32) -> KVCache:
-        hd = config.d_model // config.n_heads
-        shape = (batch, config.n_heads, capacity, hd)
-        return cls([torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)],
-                   [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)])
-
-    @property
-    def capacity(self) -> int:
-        return self.k[0].shape[2]
-
-    def nbytes(self) -> int:
-        """Bytes of the filled part (what a growing cache would hold)."""
-        per_pos = sum(t[:, :, :1].numel() * t.element_size() for t in self.k + self.v)
-        return per_pos * self.length
+SINUSOIDAL_MAX_SEQ = 1 << 20    # sinusoidal positions have no table: only a bound on one input
 
 
 @dataclass
@@ -253,97 +237,46 @@ class TransformerInternals:
     attention: list[torch.Tensor] = field(default_factory=list)   # per layer (B, H, T, S)
 
 
-def sinusoidal_positions(positions: torch.Tensor, d_model: int) -> torch.Tensor:
-    """Vaswani et al. 2017, Sec. 3.5: sin on even, cos on odd features. (T,) -> (T, d)."""
-    half = torch.arange(0, d_model, 2, device=positions.device, dtype=torch.float32)
-    freq = torch.exp(-math.log(10000.0) * half / d_model)           # (ceil(d/2),)
-    angles = positions.float()[:, None] * freq[None, :]             # (T, ceil(d/2))
-    pe = torch.zeros(positions.numel(), d_model, device=positions.device)
-    pe[:, 0::2] = torch.sin(angles)
-    pe[:, 1::2] = torch.cos(angles[:, : d_model // 2])
-    return pe
+def decoder_config(config: TransformerConfig) -> DecoderConfig:
+    """The GPT-2-shaped core.nn decoder of ``config``: LayerNorm, GELU MLP, biases, sinusoidal positions."""
+    return DecoderConfig(vocab_size=config.vocab_size, d_model=config.d_model, n_layers=config.n_layers,
+                         n_heads=config.n_heads, n_kv_heads=config.n_heads,
+                         head_dim=config.d_model // config.n_heads, d_ff=config.d_ff, mlp="gelu",
+                         norm="layernorm", positions="sinusoidal", max_seq=SINUSOIDAL_MAX_SEQ,
+                         linear_bias=True, head_bias=True)
+
+
+def _check_offset(q: torch.Tensor, k: torch.Tensor, offset: int) -> None:
+    if offset != k.shape[2] - q.shape[2]:
+        raise ValueError(f"queries sit at the end of the keys: offset {offset} != {k.shape[2] - q.shape[2]}")
 
 
 def reference_attention(q, k, v, offset: int = 0):
-    """Explicit causal attention; query i sits at position offset + i. Returns (out, probs).
-
-    q: (B, H, T, D), k, v: (B, H, S, D); probs (B, H, T, S).
-    """
-    T, S = q.shape[2], k.shape[2]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])       # (B, H, T, S)
-    qpos = torch.arange(T, device=q.device)[:, None] + offset
-    mask = torch.arange(S, device=q.device)[None, :] > qpos         # (T, S) future keys
-    probs = scores.masked_fill(mask, float("-inf")).softmax(dim=-1)  # (B, H, T, S)
-    return probs @ v, probs                                          # (B, H, T, D)
+    """Explicit causal attention (core.nn.attend, naive backend); query i sits at position offset + i
+    of the keys (offset = S - T, a cache). q: (B, H, T, D), k, v: (B, H, S, D) -> (out, probs (B, H, T, S))."""
+    _check_offset(q, k, offset)
+    return attend(q, k, v, backend="naive", causal=True, return_probs=True)
 
 
 def fused_attention(q, k, v, offset: int = 0):
-    """The same attention through F.scaled_dot_product_attention (flash/efficient kernels)."""
-    T, S = q.shape[2], k.shape[2]
-    if offset == 0 and T == S:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    if T == 1:                                   # one new query sees every cached key
-        return F.scaled_dot_product_attention(q, k, v)
-    qpos = torch.arange(T, device=q.device)[:, None] + offset
-    allowed = torch.arange(S, device=q.device)[None, :] <= qpos     # (T, S)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    """The same attention through F.scaled_dot_product_attention (core.nn.attend, SDPA backend)."""
+    _check_offset(q, k, offset)
+    return attend(q, k, v, backend="sdpa", causal=True)[0]
 
 
-class Block(nn.Module):
-    """Pre-norm block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
+class TransformerLM(DecoderLM):
+    """core.nn's DecoderLM (token embedding + sinusoidal positions -> pre-norm blocks -> LayerNorm
+    -> head) with the recurrent models' interface: ``forward(idx, state)`` -> (logits, state)."""
 
     def __init__(self, config: TransformerConfig) -> None:
-        super().__init__()
-        d = config.d_model
-        self.n_heads = config.n_heads
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.mlp = nn.Sequential(nn.Linear(d, config.d_ff), nn.GELU(), nn.Linear(config.d_ff, d))
-
-    def forward(self, x, cache: KVCache | None, layer: int, reference: bool):
-        B, T, C = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)             # (B, T, C) each
-        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
-                   for t in (q, k, v))                              # (B, H, T, D)
-        offset = 0
-        if cache is not None:
-            offset = cache.length
-            cache.k[layer][:, :, offset:offset + T] = k
-            cache.v[layer][:, :, offset:offset + T] = v
-            k = cache.k[layer][:, :, :offset + T]                   # (B, H, S, D)
-            v = cache.v[layer][:, :, :offset + T]
-        probs = None
-        if reference:
-            y, probs = reference_attention(q, k, v, offset)         # (B, H, T, D)
-        else:
-            y = fused_attention(q, k, v, offset)                    # (B, H, T, D)
-        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))       # (B, T, C)
-        x = x + self.mlp(self.ln2(x))                               # (B, T, C)
-        return x, probs
-
-
-class TransformerLM(nn.Module):
-    """Token embedding + sinusoidal positions -> pre-norm blocks -> LayerNorm -> head."""
-
-    def __init__(self, config: TransformerConfig) -> None:
-        super().__init__()
+        super().__init__(decoder_config(config))
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
-        self.ln_f = nn.LayerNorm(config.d_model)
-        self.head = nn.Linear(config.d_model, config.vocab_size)
-
-    def embed_tokens(self, idx: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Token embeddings plus positions offset .. offset+T-1: (B, T) -> (B, T, C)."""
-        pos = torch.arange(offset, offset + idx.shape[1], device=idx.device)
-        return self.embed(idx) + sinusoidal_positions(pos, self.config.d_model)
 
     def forward(self, idx: torch.Tensor, state: KVCache | None = None,
                 return_internals: bool = False, reference: bool = False):
         """Logits (B, T, V) and the (updated) cache. ``return_internals`` uses the reference path."""
-        if state is not None and state.length + idx.shape[1] > state.capacity:
-            raise ResourceError(f"The key/value cache holds {state.capacity:,} positions.")
-        x = self.embed_tokens(idx, state.length if state is not None else 0)
+        offset = state.length if state is not None else 0
+        x = self.embed_tokens(idx, torch.arange(offset, offset + idx.shape[1], device=idx.device))
         logits, internals = self.forward_embeddings(x, state, reference or return_internals)
         if return_internals:
             return logits, state, internals
@@ -352,14 +285,10 @@ class TransformerLM(nn.Module):
     def forward_embeddings(self, x: torch.Tensor, cache: KVCache | None = None,
                            reference: bool = False):
         """Blocks and head from embedded inputs (B, T, C); returns (logits, internals)."""
-        internals = TransformerInternals()
-        for i, block in enumerate(self.blocks):
-            x, probs = block(x, cache, i, reference)                # (B, T, C)
-            if probs is not None:
-                internals.attention.append(probs)
-        if cache is not None:
-            cache.length += x.shape[1]
-        return self.head(self.ln_f(x)), internals                   # (B, T, V)
+        inner = DecoderInternals() if reference else None
+        x = self.run_blocks(x, cache=cache, backend="naive" if reference else "sdpa", internals=inner)
+        attention = [b.probs for b in inner.blocks] if inner is not None else []
+        return self.unembed(x), TransformerInternals(attention)              # (B, T, V)
 
 
 def build_model(config: SeqConfig, device: torch.device | str = "cpu", seed: int = 0) -> nn.Module:
@@ -378,10 +307,10 @@ def n_params(model: nn.Module) -> int:
 
 
 def init_state(model: nn.Module, batch: int, capacity: int, device) -> object:
-    """The empty state for generation: None for RNNs (zeros), a KV cache for the Transformer."""
+    """The empty state for generation: None for RNNs (zeros), a KV cache of ``capacity`` positions
+    for the Transformer (core.nn.KVCache; its buffers take the batch, dtype and device of the keys)."""
     if isinstance(model, TransformerLM):
-        dtype = next(model.parameters()).dtype
-        return KVCache.empty(model.config, batch, capacity, device, dtype=dtype)
+        return KVCache(model.config.n_layers, capacity=capacity)
     return None
 
 
@@ -460,24 +389,16 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to ``cfg.lr``, then cosine decay to 10 % of it at the last step."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    span = max(cfg.steps - cfg.warmup, 1)
-    progress = min((step - cfg.warmup) / span, 1.0)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    """Linear warm-up to ``cfg.lr``, then cosine decay to 10 % of it at the last step (core.train)."""
+    return warmup_cosine(step, cfg.steps, cfg.warmup, cfg.lr)
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x, y, lr: float, clip: float) -> float:
     """One Adam step on a batch; returns the batch loss (nats/char)."""
-    for group in opt.param_groups:
-        group["lr"] = lr
+    set_lr(opt, lr)
     logits, _ = model(x)                                   # (B, T, V)
     loss = lm_loss(logits, y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    opt.step()
+    optimizer_step(opt, loss, model.parameters(), clip)
     return float(loss.detach())
 
 
@@ -517,25 +438,28 @@ def _train_loop(configs, train: TrainConfig, corpus: CharCorpus, device, progres
     val_gen = torch.Generator().manual_seed(train.seed + 1)
     val = [sample_batch(corpus.val, train.batch, train.block, val_gen, device)
            for _ in range(train.eval_batches)]
-    for step in range(train.steps):
-        job.check()
+
+    def step(i: int) -> None:
         x, y = sample_batch(corpus.train, train.batch, train.block, gen, device)  # (B, T)
-        for kind, model in models.items():
+        for kind, model in models.items():                 # every model on the same batch
             t0 = time.perf_counter()
-            loss = train_step(model, opts[kind], x, y, lr_at(step, train), train.clip)
-            h = history[kind]
-            h.seconds += time.perf_counter() - t0
-            h.tokens += x.numel()
-            h.steps.append(step + 1)
-            h.train_loss.append(loss)
-        if (step + 1) % train.eval_every == 0 or step + 1 == train.steps:
-            _record_val(models, history, val, step + 1)
-        if progress:
-            progress((step + 1) / train.steps, _progress_text(step + 1, train.steps, history))
+            loss = train_step(model, opts[kind], x, y, lr_at(i, train), train.clip)
+            _record_train(history[kind], i + 1, loss, time.perf_counter() - t0, x.numel())
+
+    loop.train(step, train.steps, job=job, evaluate=lambda done: _record_val(models, history, val, done),
+               eval_at=loop.every_and_last(train.steps, train.eval_every), progress=progress,
+               message=lambda done, _: _progress_text(done, train.steps, history))
     for model in models.values():
         model.eval().requires_grad_(False)
     return TrainedModels(models, dict(configs), history, train, str(device),
                          corpus.unigram_entropy_nats)
+
+
+def _record_train(h: History, step: int, loss: float, seconds: float, tokens: int) -> None:
+    h.seconds += seconds
+    h.tokens += tokens
+    h.steps.append(step)
+    h.train_loss.append(loss)
 
 
 def _record_val(models, history, val, step: int) -> None:
@@ -550,16 +474,11 @@ def _progress_text(step: int, total: int, history: dict[str, History]) -> str:
 
 
 # ---------------------------------------------------------------- generation
-def _next_token(logits: torch.Tensor, temperature: float, top_k: int | None,
-                gen: torch.Generator | None) -> torch.Tensor:
-    """(B, V) -> (B,): argmax when temperature == 0, else a sample (optionally top-k)."""
-    if temperature == 0:
+def _next_token(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator | None) -> torch.Tensor:
+    """(B, V) -> (B,): the argmax when greedy (no draw), else a draw after core.nn.sampling's filters."""
+    if cfg.temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]     # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=gen)[:, 0]
+    return sample_token(next_token_distribution(logits, cfg), gen)
 
 
 @torch.no_grad()
@@ -573,12 +492,13 @@ def generate(model: nn.Module, prompt: torch.Tensor, n_new: int, *, temperature:
     if prompt.ndim != 2 or prompt.shape[1] < 1:
         raise ValidationError("The prompt needs at least one character.")
     device = prompt.device
+    sampling = SamplingConfig(temperature, top_k, None, seed)
     gen = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
     state = init_state(model, prompt.shape[0], prompt.shape[1] + n_new, device)
     logits, state = model(prompt, state)                            # (B, P, V)
     out = torch.empty(prompt.shape[0], n_new, dtype=torch.long, device=device)
     for i in range(n_new):
-        out[:, i] = _next_token(logits[:, -1], temperature, top_k, gen)
+        out[:, i] = _next_token(logits[:, -1], sampling, gen)
         if i + 1 < n_new:
             logits, state = model(out[:, i:i + 1], state)           # (B, 1, V)
     return out, state_nbytes(state)
@@ -611,6 +531,7 @@ def generate_recompute(model: nn.Module, prompt: torch.Tensor, n_new: int) -> to
 # ---------------------------------------------------------------- delayed recall
 MAX_DELAY = 256
 MAX_RECALL_RUNS = 64              # (model, delay) trainings per call
+RECALL_WARMUP = 20                # warm-up steps of each recall training
 
 
 @dataclass(frozen=True)
@@ -697,12 +618,14 @@ def _recall_run(config: SeqConfig, cfg: RecallConfig, delay: int, device, job) -
     model = build_model(config, device, seed=cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + delay)
-    t0, loss = time.perf_counter(), float("nan")
-    for step in range(cfg.steps):
-        job.check()
+
+    def step(i: int) -> float:
         x, y = recall_batch(cfg, delay, gen, device)
-        lr = cfg.lr * min(1.0, (step + 1) / 20)
-        loss = train_step(model, opt, x, y, lr, clip=1.0)
+        lr = warmup_cosine(i, cfg.steps, RECALL_WARMUP, cfg.lr, floor=1.0)   # warm-up, then constant
+        return train_step(model, opt, x, y, lr, clip=1.0)
+
+    t0 = time.perf_counter()
+    loss = loop.train(step, cfg.steps, job=job).steps[-1]
     seconds = time.perf_counter() - t0
     eval_gen = torch.Generator().manual_seed(10**6 + delay)
     acc = recall_accuracy(model, cfg, delay, eval_gen, device)

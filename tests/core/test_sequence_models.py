@@ -114,7 +114,7 @@ def test_kv_cache_forward_equals_full_forward(chunks):
     model = sm.build_model(TINY["transformer"]).double()
     idx = torch.randint(0, 11, (2, sum(chunks)))
     full = model(idx)[0]
-    cache = sm.KVCache.empty(model.config, 2, sum(chunks), "cpu", dtype=torch.float64)
+    cache = sm.init_state(model, 2, sum(chunks), "cpu")            # core.nn.KVCache
     pieces, start = [], 0
     for n in chunks:
         logits, cache = model(idx[:, start:start + n], cache)
@@ -127,7 +127,7 @@ def test_kv_cache_forward_equals_full_forward(chunks):
 
 def test_kv_cache_overflow_is_a_clear_error():
     model = sm.build_model(TINY["transformer"])
-    cache = sm.KVCache.empty(model.config, 1, 4, "cpu")
+    cache = sm.init_state(model, 1, 4, "cpu")
     with pytest.raises(sm.ResourceError, match="holds 4"):
         model(torch.zeros(1, 5, dtype=torch.long), cache)
 
