@@ -9,7 +9,8 @@ activations are grouped and scaled per 1x128 tile ("per token per 128
 channels"), weights per 128x128 block ("per 128 input channels per 128 output
 channels"); the scale comes online from each group's max |x|, so one outlier
 only coarsens its own group. Per-tensor scaling (one amax for the whole tensor)
-is the baseline it replaces. Outlier channels in activations: Dettmers et al.
+is the baseline it replaces; per-row scaling (one scale per output channel of a
+weight, per token of an activation) sits between the two. Outlier channels in activations: Dettmers et al.
 2022 ("LLM.int8()", section 3).
 
 The fast path casts with torch (``Tensor.to(torch.float8_e4m3fn)``); the
@@ -31,8 +32,9 @@ import torch
 from core.validation import ValidationError, check_choice, check_float, check_int
 
 GROUP = 128                       # DeepSeek-V3's tile width and block side
-SCHEMES = ("tensor", "tile", "block")
-SCHEME_LABELS = {"tensor": "per-tensor", "tile": "1x128 tile", "block": "128x128 block"}
+SCHEMES = ("tensor", "row", "tile", "block")
+SCHEME_LABELS = {"tensor": "per-tensor", "row": "per row (weights: per output channel)",
+                 "tile": "1x128 tile", "block": "128x128 block"}
 MAX_ELEMENTS = 16_000_000         # a quantized tensor may hold at most this many values
 MAX_TOKENS = 8192                 # synthetic / MiniLM activations: rows
 MAX_CHANNELS = 8192               # synthetic activations: columns
@@ -120,7 +122,7 @@ def round_to_grid(y: torch.Tensor, name: str) -> torch.Tensor:
 @dataclass(frozen=True)
 class Quantized:
     data: torch.Tensor     # (M, K) FP8 values (padded groups removed)
-    scales: torch.Tensor   # float32: (1, 1) tensor | (M, ceil(K/128)) tile | (ceil(M/128), ceil(K/128)) block
+    scales: torch.Tensor   # float32: (1, 1) tensor | (M, 1) row | (M, ceil(K/128)) tile | (ceil(M/128), ceil(K/128)) block
     fmt: str
     scheme: str
 
@@ -143,11 +145,17 @@ def _check_matrix(x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
+def _group_shape(scheme: str, m: int, k: int) -> tuple[int, int]:
+    """(rows, columns) of one scaling group of an (M, K) tensor."""
+    gm = {"block": GROUP, "tile": 1, "row": 1}.get(scheme, m)
+    gk = GROUP if scheme in ("tile", "block") else k
+    return gm, gk
+
+
 def _group_view(x: torch.Tensor, scheme: str) -> tuple[torch.Tensor, int, int]:
     """Zero-pad to whole groups; returns (Mg, gm, Kg, gk) view and the padded sizes."""
     m, k = x.shape
-    gm = GROUP if scheme == "block" else (1 if scheme == "tile" else m)
-    gk = GROUP if scheme in ("tile", "block") else k
+    gm, gk = _group_shape(scheme, m, k)
     pm, pk = math.ceil(m / gm) * gm, math.ceil(k / gk) * gk
     padded = torch.nn.functional.pad(x, (0, pk - k, 0, pm - m))                      # (pm, pk)
     return padded.view(pm // gm, gm, pk // gk, gk), pm, pk                          # (Mg, gm, Kg, gk)
@@ -171,8 +179,7 @@ def _scales(xf: torch.Tensor, f: FP8Format, scheme: str, pow2: bool) -> torch.Te
 
 def _expand(scales: torch.Tensor, shape: tuple[int, int], scheme: str) -> torch.Tensor:
     m, k = shape
-    gm = GROUP if scheme == "block" else (1 if scheme == "tile" else m)
-    gk = GROUP if scheme in ("tile", "block") else k
+    gm, gk = _group_shape(scheme, m, k)
     full = scales.repeat_interleave(gm, dim=0).repeat_interleave(gk, dim=1)           # (pm, pk)
     return full[:m, :k]
 

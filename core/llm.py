@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from core.configs import ModelConfig
-from core.device import oom_guard, pick_device
+from core.device import ensure_triton_backend, oom_guard, pick_device
 from core.gguf_file import GGUFInfo, LoadedFile, load_file, model_path
 from core.nn import (
     BACKENDS,
@@ -65,6 +65,7 @@ def load_pretrained(name: str = DEFAULT_MODEL, *, device=None, dtype=None) -> Pr
 
 def load_gguf(path, *, device=None, dtype=None) -> PretrainedLM:
     """Any Llama-architecture GGUF file as a PretrainedLM (loaded once per process and path)."""
+    ensure_triton_backend()   # before anything imports triton (building on "meta" imports torch._dynamo)
     dev = pick_device() if device is None else torch.device(device)
     dt = dtype if dtype is not None else (torch.bfloat16 if dev.type == "cuda" else torch.float32)
     path = Path(path).resolve()

@@ -263,6 +263,86 @@ def activation_bytes_per_layer(*, seq, batch, hidden, heads, tp=1, sequence_para
     return float(sum(term.bytes for term in terms))
 
 
+# ---------------------------------------------------------------- Llama-style blocks
+# One pre-norm block of RMSNorm, GQA attention with RoPE and a SwiGLU MLP, no dropout
+# (Llama 2, Touvron et al. 2023 section 2.2; SmolLM2; Qwen2 without its biases). Derived
+# term by term as Korthikanti et al. 2022 section 4.1 do for GPT: each op keeps what its
+# backward needs. Widths per token: h (model), h_kv = kv_heads x head_dim (GQA: K and V are
+# narrower than Q), f (SwiGLU inner). (name, block, kind, width, core)
+_LLAMA_TERMS = (
+    ("RMSNorm 1 input", "attention", "value", "h", False),
+    ("RMSNorm 1 statistics (1/rms, fp32)", "attention", "stat", "1", False),
+    ("QKV input (RMSNorm output)", "attention", "value", "h", False),
+    ("Q after RoPE (for QKᵀ)", "attention", "value", "h", False),
+    ("K after RoPE and V (GQA: h_kv wide)", "attention", "value", "2hkv", False),
+    ("Softmax output", "attention", "value", "as", True),
+    ("Output-projection input", "attention", "value", "h", False),
+    ("RMSNorm 2 input", "mlp", "value", "h", False),
+    ("RMSNorm 2 statistics (1/rms, fp32)", "mlp", "stat", "1", False),
+    ("Gate/up input (RMSNorm output)", "mlp", "value", "h", False),
+    ("Gate and up outputs (for SiLU and the product)", "mlp", "value", "2f", False),
+    ("SiLU(gate)", "mlp", "value", "f", False),
+    ("Down-projection input (SiLU(gate) · up)", "mlp", "value", "f", False),
+)
+
+
+def llama_activation_terms(config: ModelConfig, *, seq, batch, bytes_per_value=2, flash_attention=True,
+                           recompute="none") -> list[ActivationTerm]:
+    """What one RMSNorm / GQA / SwiGLU block stores for the backward pass (see _LLAMA_TERMS).
+
+    Per token: 6h + 2h_kv + 4f values and two fp32 statistics, plus the attention core:
+    the a s values of softmax output (a s^2 b per layer), or with FlashAttention the
+    attention output (h) and fp32 logsumexp (a per token) instead. ``recompute="full"``
+    keeps only the block input (s b h). No dropout: Llama-family models train without it.
+    """
+    s, b = check_int("Sequence length", seq, 1, MAX_SEQ), check_int("Micro-batch", batch, 1, MAX_BATCH)
+    mode = check_choice("Recompute mode", recompute, ("none", "full"))
+    bpv, tokens = float(bytes_per_value), s * b
+    if mode == "full":
+        return [ActivationTerm("Block input (checkpoint)", "layer", "value", tokens * config.hidden * bpv)]
+    width = {"h": config.hidden, "2hkv": 2 * config.kv_heads * config.head_dim, "2f": 2 * config.intermediate,
+             "f": config.intermediate, "as": config.heads * s, "1": 1}
+    out = []
+    for name, block, kind, unit, core in _LLAMA_TERMS:
+        if core and flash_attention:
+            continue
+        per_value = 4.0 if kind == "stat" else bpv
+        out.append(ActivationTerm(name, block, kind, tokens * width[unit] * per_value))
+    if flash_attention:
+        out.insert(5, ActivationTerm("Attention output (FlashAttention's backward)", "attention", "value",
+                                     tokens * config.hidden * bpv))
+        out.insert(6, ActivationTerm("Softmax statistics (logsumexp, fp32)", "attention", "stat",
+                                     4.0 * config.heads * tokens))
+    return out
+
+
+def llama_head_terms(config: ModelConfig, *, seq, batch, bytes_per_value=2) -> list[ActivationTerm]:
+    """After the last block: the final RMSNorm (input, fp32 statistics), the head's input, and
+    the fp32 log-probabilities the cross-entropy loss keeps (s b V; the logits themselves are
+    not kept). A tied head adds nothing else."""
+    tokens, bpv = int(seq) * int(batch), float(bytes_per_value)
+    return [ActivationTerm("Final RMSNorm input", "head", "value", tokens * config.hidden * bpv),
+            ActivationTerm("Final RMSNorm statistics (fp32)", "head", "stat", 4.0 * tokens),
+            ActivationTerm("Head input (final RMSNorm output)", "head", "value", tokens * config.hidden * bpv),
+            ActivationTerm("Log-probabilities for the loss (fp32)", "head", "value",
+                           4.0 * tokens * config.vocab_size)]
+
+
+def llama_training_activations(config: ModelConfig, *, seq, batch, bytes_per_value=2, flash_attention=True,
+                               checkpoint=False) -> dict:
+    """All blocks plus the head and loss: stored bytes, and the backward peak of the chain
+    (with per-block checkpointing, one block's working set is recomputed at a time)."""
+    common = {"seq": seq, "batch": batch, "bytes_per_value": bytes_per_value}
+    layer = sum(t.bytes for t in llama_activation_terms(config, **common, flash_attention=flash_attention))
+    layer_input = sum(t.bytes for t in llama_activation_terms(config, **common, recompute="full"))
+    plan = checkpoint_plan(config.layers, "full" if checkpoint else "none")
+    chain = chain_activation_bytes(plan, layer_bytes=layer, input_bytes=layer_input)
+    head = sum(t.bytes for t in llama_head_terms(config, **common))
+    return {"per_layer": layer, "layer_input": layer_input, "layers_stored": chain["stored"],
+            "layers_peak": chain["peak"], "head": head, "stored": chain["stored"] + head,
+            "peak": chain["peak"] + head, "plan": plan}
+
+
 # ---------------------------------------------------------------- checkpointing along the chain
 @dataclass(frozen=True)
 class CheckpointPlan:

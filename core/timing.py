@@ -3,8 +3,13 @@
 On CUDA, time with CUDA events (kernel time on the stream, not Python time);
 elsewhere with ``time.perf_counter`` after synchronising. The analytic FLOP
 and byte counts live with each model/benchmark, apart from the timing.
+Peak memory: CUDA's allocator statistics on a GPU; on any device,
+:class:`TensorBytesTracker` follows the storages that tensor operations create
+(a TorchDispatchMode, with weak references to see them freed), which is what a
+CPU measurement reports.
 Does not handle: clock locking or L2 flushing between repeats (use
-triton.testing.do_bench for kernel-level GPU numbers).
+triton.testing.do_bench for kernel-level GPU numbers); memory that is not a tensor
+storage (allocator caches, the Python heap) in the tracker.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from core.device import synchronize
 
@@ -88,3 +96,41 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str) -> i
     fn()
     synchronize(dev)
     return int(torch.cuda.max_memory_allocated(dev) - before)
+
+
+class TensorBytesTracker(TorchDispatchMode):
+    """``with TensorBytesTracker() as tr: ...``: live and peak bytes of the tensor storages
+    created inside the block (each storage once; views share it). Storages that existed
+    before (weights, optimizer state) are not counted. Frees are seen at the next operation,
+    so ``peak`` is the largest live total at any operation boundary, inputs and output of
+    that operation included. Slows every operation down: track one step, time another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.live_bytes = 0
+        self.peak_bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self._sweep()
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
+                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                self._add(t.untyped_storage(), inputs)
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        return out
+
+    def _add(self, storage, inputs: set[int]) -> None:
+        """A storage the operation allocated (not a view of one of its inputs: a weight's
+        transpose or an in-place result is no new memory)."""
+        key = storage.data_ptr()
+        if key and key not in self._live and key not in inputs:
+            self._live[key] = (StorageWeakRef(storage), storage.nbytes())
+            self.live_bytes += storage.nbytes()
+
+    def _sweep(self) -> None:
+        gone = [key for key, (ref, _) in self._live.items() if ref.expired()]
+        for key in gone:
+            self.live_bytes -= self._live.pop(key)[1]

@@ -40,6 +40,7 @@ from core.validation import ResourceError
 
 BACKENDS = ("sdpa", "naive", "tiled", "triton")
 CACHE_CHUNK = 256          # KVCache grows its buffers by this many positions
+TILED_BLOCK = 64           # the tiled backend's query and key/value block (block_m = block_n)
 
 
 def expand_kv(t: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -100,7 +101,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, backend: str = 
     if fused_ok and not return_probs and backend in ("tiled", "triton"):
         k, v = expand_kv(k, n_rep), expand_kv(v, n_rep)                      # (B, H, T, D)
         if backend == "tiled":
-            return tiled_attention(q, k, v, causal, scale), None
+            return tiled_attention(q, k, v, causal, scale, TILED_BLOCK, TILED_BLOCK), None
         return _triton(q, k, v, causal, scale), None
     if backend in ("tiled", "triton") and not return_probs:
         return _sdpa(q, k, v, causal, mask, scale, dropout), None             # decoding step / mask

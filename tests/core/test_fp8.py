@@ -75,6 +75,7 @@ def test_scale_shapes_and_bytes():
     128x128 block; partial groups at the edges get their own scale."""
     x = torch.randn(300, 257)
     assert compute_scales(x, scheme="tensor").shape == (1, 1)
+    assert compute_scales(x, scheme="row").shape == (300, 1)
     assert compute_scales(x, scheme="tile").shape == (300, 3)
     assert compute_scales(x, scheme="block").shape == (3, 3)
     q = quantize(x, scheme="tile")
@@ -147,7 +148,7 @@ def test_format_and_scheme_choices():
     with pytest.raises(ValidationError):
         format_limits("e3m4")
     with pytest.raises(ValidationError):
-        quantize(torch.ones(2, 2), scheme="row")
+        quantize(torch.ones(2, 2), scheme="column")
     assert set(FORMATS) == {"e4m3", "e5m2"}
 
 

@@ -344,3 +344,40 @@ def test_results_are_in_gib_range_for_seed_example():
     """The issue's seed: a 7B model, 16-bit mixed precision with Adam: 112 GB of model states."""
     assert model_state_bytes(7_000_000_000)["total"] / GB == pytest.approx(112.0)
     assert 100 < model_state_bytes(7_000_000_000)["total"] / GIB < 106
+
+
+# ---------------------------------------------------------------- Llama-style blocks
+def test_llama_block_terms_golden_smollm2():
+    """SmolLM2-135M (h 576, 3 KV heads of 64: h_kv 192, f 1536, a 9) at s 128, b 1, 16-bit,
+    by hand from the term list (each op keeps what its backward needs; Touvron et al. 2023
+    sec. 2.2 block, Korthikanti et al. 2022 sec. 4.1 method):
+      FlashAttention: (7h + 2h_kv + 4f) s b x 2 B + two fp32 1/rms (2 x 4 s b) + logsumexp (4 a s b)
+                      = 10,560 x 128 x 2 + 1,024 + 4,608 = 2,708,992 B
+      eager:          (6h + 2h_kv + 4f + a s) s b x 2 B + 1,024 = 2,851,840 B
+      full recompute: the block input, s b h x 2 B = 147,456 B"""
+    from core.memory import llama_activation_terms, llama_head_terms, llama_training_activations
+
+    cfg = PRESETS["smollm2-135m"]
+    flash = llama_activation_terms(cfg, seq=128, batch=1, bytes_per_value=2)
+    eager = llama_activation_terms(cfg, seq=128, batch=1, bytes_per_value=2, flash_attention=False)
+    full = llama_activation_terms(cfg, seq=128, batch=1, bytes_per_value=2, recompute="full")
+    assert sum(t.bytes for t in flash) == 2_708_992
+    assert sum(t.bytes for t in eager) == 2_851_840
+    assert sum(t.bytes for t in full) == 147_456
+    head = llama_head_terms(cfg, seq=128, batch=1, bytes_per_value=2)
+    assert sum(t.bytes for t in head) == 2 * 128 * 576 * 2 + 4 * 128 + 4 * 128 * 49152
+    whole = llama_training_activations(cfg, seq=128, batch=1, bytes_per_value=2)
+    assert whole["stored"] == 30 * 2_708_992 + sum(t.bytes for t in head)
+    ckpt = llama_training_activations(cfg, seq=128, batch=1, bytes_per_value=2, checkpoint=True)
+    assert ckpt["layers_stored"] == 30 * 147_456
+    assert ckpt["layers_peak"] == 30 * 147_456 + 2_708_992        # one block recomputed at a time
+
+
+def test_llama_terms_reduce_to_mha_widths():
+    """With kv_heads == heads (MHA) K and V are h wide each: 7h + 2h + 4f per token with FlashAttention."""
+    from core.memory import llama_activation_terms
+
+    cfg = PRESETS["llama-2-7b"]
+    terms = llama_activation_terms(cfg, seq=1, batch=1, bytes_per_value=1)
+    values = sum(t.bytes for t in terms if t.kind == "value")
+    assert values == 9 * 4096 + 4 * 11008
