@@ -5,6 +5,8 @@ A :class:`Space` is a table of L2-normalised vectors with a label per row:
 - all-MiniLM-L6-v2's static input table (30,522 WordPiece tokens x 384), read
   straight from the packaged ``model.safetensors`` (the tensor the model calls
   ``embeddings.word_embeddings.weight``);
+- SmolLM2-135M's input table (49,152 byte-level BPE tokens x 576), the real LLM's
+  (core.gguf_file.embedding_table; tokens shown with their leading space as "␣");
 - MiniLM's contextual sentence embeddings (core.minilm.encode_sentences: mean
   pooling, normalised) of a list of words or of Wikipedia sentences;
 - word2vec vectors trained here (core.word2vec) or by gensim.
@@ -72,9 +74,9 @@ STATIC_TENSOR = "embeddings.word_embeddings.weight"
 # ---------------------------------------------------------------- spaces
 @dataclass
 class Space:
-    key: str                      # "minilm-static" | "minilm-words" | "minilm-sentences" | "word2vec" | "gensim"
+    key: str                      # "minilm-static" | "smollm2-static" | "minilm-words" | "minilm-sentences" | "word2vec" | "gensim"
     label: str                    # shown on the page
-    kind: str                     # "wordpiece" (static table) | "word" (word2vec) | "encoded" (MiniLM)
+    kind: str                     # "wordpiece" / "bpe" (static tables) | "word" (word2vec) | "encoded" (MiniLM)
     items: tuple[str, ...]        # row labels: tokens, words or sentences
     unit: torch.Tensor            # (V, D) L2-normalised rows
     eligible: torch.Tensor        # (V,) bool: rows that may be returned as neighbours
@@ -137,6 +139,37 @@ def minilm_static_space(device: str = "cpu", whole_words_only: bool = True) -> S
                       torch.tensor(ok, dtype=torch.bool))
 
 
+BPE_WORD_RE = re.compile(r"^␣[A-Za-z]+$")      # a whole word as running text spells it: " king"
+
+
+def bpe_label(text: str) -> str:
+    """A BPE token's text with its leading space visible ("␣king")."""
+    return "␣" + text[1:] if text.startswith(" ") else text
+
+
+def smollm2_static_space(device: str = "cpu", whole_words_only: bool = True) -> Space:
+    """SmolLM2's input embedding table as a space; neighbours among tokens that are a whole
+    word after a space (" king"), or all but its control tokens."""
+    from core import tokenizers
+    from core.gguf_file import embedding_table, shipped_path
+
+    table = embedding_table(shipped_path())                                      # (49152, 576)
+    labels = tuple(bpe_label(tokenizers.decode("smollm2", [i])) for i in range(table.shape[0]))
+    special = set(tokenizers.special_tokens("smollm2").values())
+    ok = [bool(BPE_WORD_RE.match(t)) if whole_words_only else i not in special for i, t in enumerate(labels)]
+    label = "SmolLM2 input table (static BPE" + (", whole words)" if whole_words_only else ")")
+    return make_space("smollm2-static", label, "bpe", labels, table.to(torch.device(device)),
+                      torch.tensor(ok, dtype=torch.bool))
+
+
+def bpe_pieces(text: str) -> tuple[list[int], tuple[str, ...]]:
+    """SmolLM2's token ids and labels of ``text`` as running text spells it (a leading space)."""
+    from core import tokenizers
+
+    ids = tokenizers.encode_ids("smollm2", text if text.startswith(" ") else " " + text)
+    return ids, tuple(bpe_label(tokenizers.decode("smollm2", [i])) for i in ids)
+
+
 def encode_texts(texts: Sequence[str], device: str = "cpu", progress: Progress | None = None,
                  chunk: int = 256) -> torch.Tensor:
     """MiniLM sentence embeddings of any number of texts, in chunks: (N, 384) unit rows on CPU."""
@@ -173,6 +206,7 @@ class Query:
     text: str                 # the cleaned query (lower-case, single spaces)
     words: tuple[str, ...]    # its whitespace-separated words
     truncated: bool           # the input was cut at MAX_QUERY_CHARS
+    cased: str = ""           # the cleaned query before lower-casing (cased vocabularies: BPE)
 
     @property
     def is_sentence(self) -> bool:
@@ -180,15 +214,17 @@ class Query:
 
 
 def parse_query(text) -> Query:
-    """A word or a sentence: trimmed, lower-cased, whitespace collapsed; empty is refused."""
+    """A word or a sentence: trimmed, whitespace collapsed, lower-cased (the cased form is
+    kept for cased vocabularies); empty is refused."""
     checked = check_text(text, max_chars=MAX_QUERY_CHARS, name="The query")
-    clean = " ".join(checked.text.lower().split())
+    cased = " ".join(checked.text.split())
+    clean = cased.lower()
     words = tuple(clean.split(" "))
     long = [w for w in words if len(w) > MAX_WORD_CHARS]
     if long:
         raise ValidationError(f"{long[0][:MAX_WORD_CHARS]}… is longer than {MAX_WORD_CHARS} "
                               "characters: is it really one word?")
-    return Query(clean, words, checked.truncated)
+    return Query(clean, words, checked.truncated, cased)
 
 
 @dataclass(frozen=True)
@@ -231,7 +267,24 @@ def query_vector(space: Space, query: Query, piece: str | None = None) -> QueryV
                            "the text through the whole model (mean-pooled, normalised)", row)
     if space.kind == "wordpiece":
         return _static_query(space, query, piece)
+    if space.kind == "bpe":
+        return _bpe_query(space, query, piece)
     return _word_query(space, query)
+
+
+def _bpe_query(space: Space, query: Query, piece: str | None) -> QueryVector:
+    ids, pieces = bpe_pieces(query.cased or query.text)
+    if len(ids) == 1:
+        return QueryVector(space.unit[ids[0]], f"the token '{pieces[0]}'", ids[0], pieces)
+    if piece is not None:
+        if piece not in pieces:
+            raise ValidationError(f"{piece!r} is not one of the pieces {' · '.join(pieces)}.")
+        row = ids[pieces.index(piece)]
+        return QueryVector(space.unit[row], f"the piece '{piece}' alone", row, pieces)
+    mean = F.normalize(space.unit[torch.tensor(ids, device=space.unit.device)].mean(0), dim=0)   # (D,)
+    what = "sentence" if query.is_sentence else "word"
+    return QueryVector(mean, f"mean of the {len(ids)} BPE pieces of the {what} "
+                       f"({' · '.join(pieces[:12])}{' …' if len(pieces) > 12 else ''})", None, pieces)
 
 
 def _static_query(space: Space, query: Query, piece: str | None) -> QueryVector:

@@ -314,6 +314,19 @@ def load_file(path: Path | None = None) -> LoadedFile:
     return loaded
 
 
+def embedding_table(path: Path | None = None) -> torch.Tensor:
+    """The input embedding table (vocab, d_model) float32, read alone from the disk cache
+    (which load_file writes the first time) without loading the other weights."""
+    from safetensors import safe_open
+
+    path = model_path() if path is None else Path(path)
+    weights = _cache_stem(path).with_suffix(".safetensors")
+    if not weights.is_file():
+        load_file(path)
+    with safe_open(str(weights), "pt") as fh:
+        return fh.get_tensor("embed.weight")                                    # (V, d)
+
+
 def load_tokenizer(path: Path | None = None):
     """(tokenizers.Tokenizer, control token strings) of a GGUF without reading its weights;
     cached on disk beside the weights (<stem>.tokenizer.json)."""

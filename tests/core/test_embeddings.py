@@ -340,3 +340,24 @@ def test_nearest_on_cuda_equals_brute_force():
     fast = emb.nearest(cuda, query.cuda(), 20, [0])
     slow = emb.nearest_reference(space, query, 20, [0])
     assert [n.row for n in fast.items] == [r for r, _ in slow]
+
+
+# ---------------------------------------------------------------- SmolLM2's input table
+def test_smollm2_static_space_neighbours():
+    """The real LLM's 49,152 x 576 table, read alone from the weights cache: exact cosine
+    neighbours equal a float64 brute force; " king" lands next to " queen" and its case forms."""
+    space = emb.smollm2_static_space()
+    assert space.unit.shape == (49152, 576) and space.kind == "bpe"
+    assert space.items[9690] == "system" and space.items[space.index["␣king"]] == "␣king"
+    assert not bool(space.eligible[1])                             # <|im_start|> is never a neighbour
+    qv = emb.query_vector(space, emb.parse_query("King"))
+    assert qv.how == "the token '␣King'" and qv.row == space.index["␣King"]
+    nb = emb.nearest(space, qv.vector, 10, exclude=[qv.row])
+    items = [n.item for n in nb.items]
+    assert "␣king" in items and "␣queen" in items
+    ref = emb.nearest_reference(space, qv.vector, 10, exclude=[qv.row])
+    assert [space.items[r] for r, _ in ref] == items
+    split = emb.query_vector(space, emb.parse_query("tokenization"))
+    assert split.pieces == ("␣token", "ization") and split.row is None
+    alone = emb.query_vector(space, emb.parse_query("tokenization"), piece="ization")
+    assert alone.row == space.index["ization"]
