@@ -1,12 +1,16 @@
-"""Character-level data for the sequence-model page: a fixed vocabulary, encoding, batches.
+"""Character-level data for the small models trained live: vocabularies, encoding, windows.
 
-The vocabulary is printable ASCII (space to "~"), the newline and one unknown
+The default vocabulary is printable ASCII (space to "~"), the newline and one unknown
 symbol: 97 tokens. Text is first folded towards ASCII (Unicode NFKD, accents
 dropped, typographic dashes and quotes replaced), so "café — naïve" becomes
 "cafe - naive"; every character still outside the vocabulary maps to the
-unknown token and is reported, never silently dropped. The training text is
+unknown token and is reported, never silently dropped. The other vocabulary is a
+parameter of the same corpus functions: ``CharVocab``, the most frequent characters
+of the text itself (id 0 = unknown, no folding; the MoE page). The training text is
 gensim's bundled Wikipedia sample (core.corpus), split by position into train
-(first 90 %) and validation (last 10 %, different articles).
+(first 90 % by default) and validation (the rest, different articles). Windows of
+consecutive ids are drawn at seeded random offsets (``random_windows``,
+``sample_batch``: inputs and next-character targets) or evenly spaced (``even_windows``).
 Reference: Karpathy 2015, "The Unreasonable Effectiveness of Recurrent Neural
 Networks" (char-level language modelling).
 Does not handle: subword tokens (see the tokenization page), other scripts
@@ -18,12 +22,13 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from core.validation import CheckedText, ValidationError, check_int, check_text
+from core.validation import CheckedText, ValidationError, check_float, check_int, check_text
 
 UNK = "\ufffd"                       # "�": stands for any character outside the vocabulary
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127)) + UNK
@@ -84,32 +89,90 @@ def decode(ids) -> str:
 
 
 @dataclass(frozen=True)
+class CharVocab:
+    """A vocabulary of a text's own characters: id i + 1 -> chars[i]; id 0 = unknown."""
+
+    chars: str                       # the characters, most frequent first
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Character ids (int64, no folding); characters outside the vocabulary map to 0."""
+        codes = np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
+        known = np.frombuffer(self.chars.encode("utf-32-le"), dtype=np.uint32)
+        order = np.argsort(known)
+        pos = np.clip(np.searchsorted(known[order], codes), 0, len(known) - 1)
+        hit = known[order][pos] == codes
+        return torch.from_numpy(np.where(hit, order[pos] + 1, 0).astype(np.int64))
+
+    def decode(self, ids) -> list[str]:
+        return [self.chars[i - 1] if 0 < i <= len(self.chars) else UNK for i in ids]
+
+
+def build_vocab(text: str, max_size: int, min_count: int) -> CharVocab:
+    """The ``max_size - 1`` most frequent characters of ``text`` seen at least ``min_count`` times."""
+    counts = Counter(text)
+    ranked = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+    return CharVocab("".join(ranked[: max_size - 1]))
+
+
+@dataclass(frozen=True)
 class CharCorpus:
     train: torch.Tensor              # (N_train,) int64 ids, CPU
     val: torch.Tensor                # (N_val,) int64 ids, CPU
     unigram_entropy_nats: float      # entropy of the train character distribution
     unknown_fraction: float          # share of characters that became the unknown token
+    vocab: CharVocab | None = None   # None: the fixed printable-ASCII vocabulary (VOCAB)
 
 
 @functools.lru_cache(maxsize=2)
-def wiki_corpus(max_chars: int = MAX_CORPUS_CHARS) -> CharCorpus:
-    """The Wikipedia sample as character ids, split into train and validation."""
+def wiki_corpus(max_chars: int = MAX_CORPUS_CHARS, vocab_size: int | None = None, min_count: int = 1,
+                val_fraction: float = VAL_FRACTION) -> CharCorpus:
+    """The Wikipedia sample as character ids, split into train and validation.
+
+    ``vocab_size`` None: the fixed vocabulary; a number: a CharVocab of that size built
+    from the sample's characters seen at least ``min_count`` times.
+    """
     from core.corpus import wiki_text
 
     max_chars = check_int("Corpus size", max_chars, 10_000, MAX_CORPUS_CHARS)
-    return corpus_from_text(wiki_text(max_chars))
+    text = wiki_text(max_chars)
+    vocab = None if vocab_size is None else build_vocab(text, check_int("Vocabulary size", vocab_size, 2, 4096),
+                                                        min_count)
+    return corpus_from_text(text, vocab, val_fraction)
 
 
-def corpus_from_text(text: str) -> CharCorpus:
-    """Train/validation split of any text (used for the Wikipedia sample and in tests)."""
-    ids = torch.from_numpy(encode_array(text).copy())        # (N,)
+def corpus_from_text(text: str, vocab: CharVocab | None = None,
+                     val_fraction: float = VAL_FRACTION) -> CharCorpus:
+    """Train/validation split of any text: the first 1 - ``val_fraction`` trains."""
+    ids = torch.from_numpy(encode_array(text).copy()) if vocab is None else vocab.encode(text)   # (N,)
     if ids.numel() < 200:
         raise ValidationError("The training text needs at least 200 characters.")
-    cut = int(ids.numel() * (1 - VAL_FRACTION))
-    counts = torch.bincount(ids[:cut], minlength=VOCAB_SIZE).double()
+    check_float("Validation share", val_fraction, 0.0, 0.5, lo_open=True)
+    cut = int(ids.numel() * (1 - val_fraction))
+    size, unknown = (VOCAB_SIZE, UNK_ID) if vocab is None else (vocab.size, 0)
+    counts = torch.bincount(ids[:cut], minlength=size).double()
     p = counts[counts > 0] / counts.sum()
     entropy = float(-(p * p.log()).sum())
-    return CharCorpus(ids[:cut], ids[cut:], entropy, float((ids == UNK_ID).double().mean()))
+    return CharCorpus(ids[:cut], ids[cut:], entropy, float((ids == unknown).double().mean()), vocab)
+
+
+def random_windows(data: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch`` windows of ``length`` consecutive ids at random offsets: (batch, length), on data's device."""
+    if data.numel() <= length:
+        raise ValidationError(f"The text is shorter than {length:,} characters.")
+    starts = torch.randint(0, data.numel() - length, (batch,), generator=generator)
+    return data[starts[:, None] + torch.arange(length)[None, :]]            # (batch, length)
+
+
+def even_windows(data: torch.Tensor, count: int, length: int) -> torch.Tensor:
+    """``count`` windows of ``length`` ids at evenly spaced offsets (a fixed held-out set)."""
+    if data.numel() <= length:
+        raise ValidationError(f"The text is shorter than {length:,} characters.")
+    starts = torch.linspace(0, data.numel() - length - 1, count).long()
+    return data[starts[:, None] + torch.arange(length)[None, :]]            # (count, length)
 
 
 def sample_batch(data: torch.Tensor, batch: int, block: int, generator: torch.Generator,
@@ -119,9 +182,7 @@ def sample_batch(data: torch.Tensor, batch: int, block: int, generator: torch.Ge
     block = check_int("Sequence length", block, 1, MAX_BLOCK)
     if data.numel() <= block + 1:
         raise ValidationError(f"The text is too short for sequences of {block:,} characters.")
-    starts = torch.randint(0, data.numel() - block - 1, (batch,), generator=generator)
-    offsets = torch.arange(block + 1)
-    windows = data[starts[:, None] + offsets[None, :]]      # (B, T + 1)
+    windows = random_windows(data, batch, block + 1, generator)  # (B, T + 1)
     x, y = windows[:, :-1], windows[:, 1:]                  # (B, T), (B, T)
     return x.to(device), y.to(device)
 
@@ -148,8 +209,7 @@ def corpus_window(data: torch.Tensor, length: int, seed: int = 0, batch: int = 1
     if data.numel() <= length:
         raise ValidationError(f"The text is shorter than {length:,} characters.")
     gen = torch.Generator().manual_seed(check_int("Seed", seed, 0, 2**31 - 1))
-    starts = torch.randint(0, data.numel() - length, (batch,), generator=gen)
-    return data[starts[:, None] + torch.arange(length)[None, :]]       # (batch, length)
+    return random_windows(data, batch, length, gen)                    # (batch, length)
 
 
 def as_batch(ids, device: torch.device | str = "cpu") -> torch.Tensor:

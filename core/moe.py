@@ -25,9 +25,10 @@ What this is
   :func:`naive_moe_reference` is the readable per-token loop in float64 they are tested
   against.
 - :class:`MoELM`: a small decoder-only character LM (token + learned position embedding,
-  pre-norm blocks of causal attention and a MoE layer, RMSNorm, LM head), trained live on
-  gensim's Wikipedia sample (core.corpus) by :func:`train_balancing_modes`, three balancing
-  modes from the same initial weights and the same batches.
+  core.nn's pre-norm DecoderBlocks with the MoE layer as their MLP, RMSNorm, LM head), trained
+  live on gensim's Wikipedia sample (core.char_data, a vocabulary of its most frequent
+  characters) by :func:`train_balancing_modes` through core.train, three balancing modes
+  from the same initial weights and the same batches.
 - Metrics: MaxVio = max_i load_i / mean load - 1 (Wang et al. 2024, section 4.1).
 - :func:`bias_demo`: the bias update alone on a frozen, skewed router (instant, no training).
 - :func:`route_text` / :func:`expert_specialisation`: gates per character of a text, and the
@@ -41,10 +42,8 @@ dropping (V3 drops no tokens either), softmax gating, MLA or multi-token predict
 
 from __future__ import annotations
 
-import functools
 import math
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,7 +52,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import char_data
+from core.char_data import CharCorpus, CharVocab, sample_batch
 from core.device import cpu_threads as _cpu_threads
+from core.nn import DecoderBlock, RMSNorm, SwiGLU
+from core.nn.attention import AttentionShape
+from core.train import loop
+from core.train.loop import optimizer_step, set_lr
+from core.train.schedule import default_warmup, warmup_cosine
 from core.validation import CheckedText, ValidationError, check_float, check_int, check_text
 
 # ---- caps: enforced inside this module, whatever a widget allows -----------------------
@@ -75,6 +81,8 @@ MAX_LR = 0.1                # AdamW learning rate
 MAX_TEXT_CHARS = 400        # user text routed through the model
 MAX_VOCAB = 128             # characters in the vocabulary (index 0 = unknown)
 MIN_CHAR_COUNT = 20         # rarer characters map to "unknown"
+VAL_FRACTION = 0.05         # the last 5 % of the Wikipedia sample is held out
+NORM_EPS = torch.finfo(torch.float32).eps   # RMSNorm epsilon (nn.RMSNorm's default at float32)
 TRAIN_TIME_LIMIT_S = 900.0  # a comparison run stops after this long
 # Intra-op threads while training on a CPU. The model's matmuls are tiny: one thread is as
 # fast as two on an idle 2-core machine, and ~30x faster when other work shares the cores
@@ -84,7 +92,7 @@ MODES = ("none", "aux_loss", "aux_free")
 MODE_LABELS = {"none": "No balancing", "aux_loss": "Auxiliary loss",
                "aux_free": "Aux-loss-free bias (V3)"}
 DISPATCHES = ("sorted", "padded")
-UNKNOWN = "\ufffd"
+UNKNOWN = char_data.UNK     # how an unknown character is shown
 
 ProgressFn = Callable[[float, str], None]
 
@@ -323,19 +331,6 @@ class Experts(nn.Module):
         return torch.bmm(h, self.w_down)                                     # (N, C, D)
 
 
-class SwiGLU(nn.Module):
-    """The shared experts, fused into one SwiGLU of width n_shared * H (as V3 does)."""
-
-    def __init__(self, d: int, hidden: int) -> None:
-        super().__init__()
-        self.gate = nn.Linear(d, hidden, bias=False)
-        self.up = nn.Linear(d, hidden, bias=False)
-        self.down = nn.Linear(hidden, d, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
-
-
 def _sort_pairs(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(order, token, expert) of the T*K routed pairs, grouped by expert (stable)."""
     k = indices.shape[1]
@@ -393,6 +388,7 @@ class MoELayer(nn.Module):
         self.router = nn.Parameter(torch.randn(cfg.n_routed, cfg.d_model) * cfg.d_model**-0.5)
         self.register_buffer("bias", torch.zeros(cfg.n_routed))   # b_i: chooses, no gradient
         self.experts = Experts(cfg.n_routed, cfg.d_model, cfg.expert_hidden)
+        # the shared experts, fused into one SwiGLU of width n_shared * H (as V3 does): core.nn's
         self.shared = SwiGLU(cfg.d_model, cfg.n_shared * cfg.expert_hidden) if cfg.n_shared else None
 
     def forward(self, x: torch.Tensor, return_internals: bool = False):
@@ -431,7 +427,8 @@ def naive_moe_reference(layer: MoELayer, x: torch.Tensor) -> tuple[torch.Tensor,
             yt += scores[e] / total * cfg.route_scale * (h @ w["w_down"][e])
         if layer.shared is not None:
             s = {n: p.detach().double() for n, p in layer.shared.named_parameters()}
-            yt += s["down.weight"] @ (F.silu(s["gate.weight"] @ xt) * (s["up.weight"] @ xt))
+            gate, up = s["gate_up.weight"].chunk(2)
+            yt += s["down.weight"] @ (F.silu(gate @ xt) * (up @ xt))
         ys.append(yt)
         picks.append(chosen)
     return torch.stack(ys), picks
@@ -451,37 +448,19 @@ def _naive_choice(scores: list[float], bias: list[float], cfg: MoEConfig) -> lis
 
 
 # ============================================================== the small MoE language model
-class Attention(nn.Module):
-    """Causal multi-head self-attention (PyTorch's fused scaled_dot_product_attention)."""
-
-    def __init__(self, d: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
-        self.proj = nn.Linear(d, d, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, s, d = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).unbind(2)  # (B, S, H, Dh) x3
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))                              # (B, H, S, Dh)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)                 # (B, H, S, Dh)
-        return self.proj(out.transpose(1, 2).reshape(b, s, d))                        # (B, S, D)
-
-
-class Block(nn.Module):
-    """Pre-norm block: x + attn(norm(x)), then x + moe(norm(x))."""
+class Block(DecoderBlock):
+    """core.nn's pre-norm block (RMSNorm, causal SDPA attention) with a DeepSeekMoE layer as its MLP;
+    ``block(x, return_internals=True, return_probs=False)[1].mlp`` is the layer's routing."""
 
     def __init__(self, cfg: TrainConfig, dispatch: str) -> None:
-        super().__init__()
         d = cfg.moe.d_model
-        self.norm1, self.norm2 = nn.RMSNorm(d), nn.RMSNorm(d)
-        self.attn = Attention(d, cfg.n_heads)
-        self.moe = MoELayer(cfg.moe, dispatch)
+        super().__init__(AttentionShape(d, cfg.n_heads, cfg.n_heads, d // cfg.n_heads),
+                         d_ff=cfg.moe.expert_hidden, norm="rmsnorm", norm_eps=NORM_EPS,
+                         mlp_module=MoELayer(cfg.moe, dispatch), mlp_internals=True)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, MoEInternals]:
-        x = x + self.attn(self.norm1(x))                                  # (B, S, D)
-        y, internals = self.moe(self.norm2(x), return_internals=True)    # (B, S, D)
-        return x + y, internals
+    @property
+    def moe(self) -> MoELayer:
+        return self.mlp
 
 
 @dataclass
@@ -500,7 +479,7 @@ class MoELM(nn.Module):
         self.tok = nn.Embedding(vocab_size, d)
         self.pos = nn.Embedding(cfg.seq_len, d)
         self.blocks = nn.ModuleList(Block(cfg, dispatch) for _ in range(cfg.n_layers))
-        self.norm = nn.RMSNorm(d)
+        self.norm = RMSNorm(d, NORM_EPS)
         self.head = nn.Linear(d, vocab_size, bias=False)
         self._init_weights()
 
@@ -509,13 +488,15 @@ class MoELM(nn.Module):
 
         PyTorch's default Linear init makes the attention output dominate the normalised
         hidden state, so every token looks alike to the router and a few experts take all.
+        The fused gate/up matrix of the shared experts is drawn as its two matrices.
         """
         residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():
             if name.endswith(("proj.weight", "down.weight", "w_down")):
                 nn.init.normal_(p, std=residual_std)
             elif p.dim() >= 2:
-                nn.init.normal_(p, std=0.02)
+                for part in p.chunk(2) if name.endswith("gate_up.weight") else (p,):
+                    nn.init.normal_(part, std=0.02)
 
     def forward(self, idx: torch.Tensor, return_internals: bool = False):
         s = idx.shape[1]
@@ -524,13 +505,13 @@ class MoELM(nn.Module):
         x = self.tok(idx) + self.pos(torch.arange(s, device=idx.device))   # (B, S, D)
         layers = []
         for block in self.blocks:
-            x, internals = block(x)                                         # (B, S, D)
-            layers.append(internals)
+            x, inner = block(x, return_internals=True, return_probs=False)  # (B, S, D)
+            layers.append(inner.mlp)                                        # the MoE's routing
         logits = self.head(self.norm(x))                                    # (B, S, V)
         return LMOutput(logits, tuple(layers)) if return_internals else logits
 
     def moe_layers(self) -> list[MoELayer]:
-        return [block.moe for block in self.blocks]
+        return [block.mlp for block in self.blocks]
 
 
 def build_model(vocab_size: int, cfg: TrainConfig, device: torch.device | str = "cpu",
@@ -544,61 +525,14 @@ def build_model(vocab_size: int, cfg: TrainConfig, device: torch.device | str = 
 
 
 # ============================================================== character data
-@dataclass(frozen=True)
-class CharVocab:
-    chars: str                    # id i + 1 -> chars[i]; id 0 = unknown
-
-    @property
-    def size(self) -> int:
-        return len(self.chars) + 1
-
-    def encode(self, text: str) -> torch.Tensor:
-        """Character ids (int64); characters outside the vocabulary map to 0."""
-        codes = np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
-        known = np.frombuffer(self.chars.encode("utf-32-le"), dtype=np.uint32)
-        order = np.argsort(known)
-        pos = np.clip(np.searchsorted(known[order], codes), 0, len(known) - 1)
-        hit = known[order][pos] == codes
-        return torch.from_numpy(np.where(hit, order[pos] + 1, 0).astype(np.int64))
-
-    def decode(self, ids) -> list[str]:
-        return [self.chars[i - 1] if 0 < i <= len(self.chars) else UNKNOWN for i in ids]
-
-
 def build_vocab(text: str, max_size: int = MAX_VOCAB, min_count: int = MIN_CHAR_COUNT) -> CharVocab:
-    """The ``max_size - 1`` most frequent characters seen at least ``min_count`` times."""
-    counts = Counter(text)
-    ranked = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
-    return CharVocab("".join(ranked[: max_size - 1]))
+    """The ``max_size - 1`` most frequent characters seen at least ``min_count`` times (core.char_data)."""
+    return char_data.build_vocab(text, max_size, min_count)
 
 
-@dataclass(frozen=True)
-class CharCorpus:
-    vocab: CharVocab
-    train: torch.Tensor   # (n_train,) int64 character ids
-    val: torch.Tensor     # (n_val,) int64 held-out ids (the last 5 % of the text)
-
-
-@functools.lru_cache(maxsize=1)
 def wiki_corpus() -> CharCorpus:
-    """gensim's Wikipedia sample as character ids, split 95 / 5 (train / held out)."""
-    from core.corpus import wiki_text
-
-    text = wiki_text()
-    vocab = build_vocab(text)
-    ids = vocab.encode(text)
-    cut = int(len(ids) * 0.95)
-    return CharCorpus(vocab, ids[:cut], ids[cut:])
-
-
-def sample_batch(data: torch.Tensor, batch: int, seq_len: int,
-                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows: inputs (B, S) and next-character targets (B, S)."""
-    if len(data) < seq_len + 2:
-        raise ValidationError(f"The corpus is shorter than one sequence of {seq_len} characters.")
-    start = torch.randint(len(data) - seq_len - 1, (batch,), generator=gen)   # (B,)
-    chunk = data[start[:, None] + torch.arange(seq_len + 1)]                   # (B, S+1)
-    return chunk[:, :-1], chunk[:, 1:]
+    """gensim's Wikipedia sample as ids of its own most frequent characters, split 95 / 5 (core.char_data)."""
+    return char_data.wiki_corpus(vocab_size=MAX_VOCAB, min_count=MIN_CHAR_COUNT, val_fraction=VAL_FRACTION)
 
 
 # ============================================================== training
@@ -650,10 +584,7 @@ def train_step(model: MoELM, opt: torch.optim.Optimizer, x: torch.Tensor, y: tor
     out = model(x, return_internals=True)
     ce = F.cross_entropy(out.logits.flatten(0, 1), y.flatten())       # () nats per character
     bal = balance_terms(out.layers, balance, model.cfg.moe.n_routed)  # ()
-    opt.zero_grad(set_to_none=True)
-    (ce + bal).backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    optimizer_step(opt, ce + bal, model.parameters(), clip=1.0)
     loads = torch.stack([li.load for li in out.layers])               # (L, N)
     if balance.mode == "aux_free" and balance.gamma > 0:
         for layer, load in zip(model.moe_layers(), loads, strict=True):
@@ -670,15 +601,6 @@ def evaluate(model: MoELM, x: torch.Tensor, y: torch.Tensor) -> tuple[float, lis
     model.train(was_training)
     ce = F.cross_entropy(out.logits.flatten(0, 1), y.flatten())
     return float(ce), [max_violation(li.load) for li in out.layers]
-
-
-def _lr_factor(step: int, steps: int) -> float:
-    """Linear warm-up over the first 5 % of steps (at least 1), then cosine down to 10 %."""
-    warm = max(1, steps // 20)
-    if step < warm:
-        return (step + 1) / warm
-    progress = (step - warm) / max(1, steps - warm)
-    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -704,27 +626,26 @@ def train_lm(cfg: TrainConfig, balance: BalanceConfig, corpus: CharCorpus,
     dev = torch.device(device)
     model = build_model(corpus.vocab.size, cfg, dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.steps))
     gen = torch.Generator().manual_seed(cfg.seed)
     vx, vy = (t.to(dev) for t in sample_batch(corpus.val, 32, cfg.seq_len, torch.Generator().manual_seed(1)))
-    log, every = _Log(), max(1, cfg.steps // 40)
-    for step in range(cfg.steps):
-        if job is not None:
-            job.check()
+    log, warm = _Log(), default_warmup(cfg.steps)
+
+    def step(i: int) -> torch.Tensor:
+        set_lr(opt, cfg.lr * warmup_cosine(i, cfg.steps, warm))          # warm-up, cosine to 10 %
         x, y = (t.to(dev, non_blocking=True) for t in sample_batch(corpus.train, cfg.batch, cfg.seq_len, gen))
         t0 = time.perf_counter()
         ce, bal, loads = train_step(model, opt, x, y, balance)
-        sched.step()
         log.loss.append(ce)
         log.bal.append(bal)
         log.load.append(loads)
         log.bias.append(torch.stack([m.bias.detach().clone() for m in model.moe_layers()]))
         log.seconds += _elapsed(t0, dev)
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            _log_eval(log, model, vx, vy, step + 1)
-        if progress is not None and ((step + 1) % every == 0 or step + 1 == cfg.steps):
-            frac = span[0] + (span[1] - span[0]) * (step + 1) / cfg.steps
-            progress(frac, f"{MODE_LABELS[balance.mode]}: step {step + 1}/{cfg.steps}, loss {float(ce):.3f}")
+        return ce
+
+    loop.train(step, cfg.steps, job=job, evaluate=lambda done: _log_eval(log, model, vx, vy, done),
+               eval_at=loop.every_and_last(cfg.steps, cfg.eval_every), progress=progress,
+               progress_every=max(1, cfg.steps // 40), span=span,
+               message=lambda done, ce: f"{MODE_LABELS[balance.mode]}: step {done}/{cfg.steps}, loss {float(ce):.3f}")
     return TrainedRun(balance, model.eval(), _history(balance.mode, log, cfg))
 
 

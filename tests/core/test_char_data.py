@@ -80,3 +80,40 @@ def test_corpus_window_shapes_and_seed():
     assert torch.equal(a[:, 1:] - a[:, :-1], torch.ones(3, 32, dtype=a.dtype))
     with pytest.raises(ValidationError):
         char_data.corpus_window(data, 600)
+
+
+# ---------------------------------------------------------------- the frequency vocabulary (MoE page)
+def test_frequency_vocab_ranks_characters_and_maps_the_rest_to_zero():
+    text = "aaaa bbb cc d" * 3
+    vocab = char_data.build_vocab(text, max_size=4, min_count=4)       # 3 characters + unknown
+    assert vocab.chars == "a b" and vocab.size == 4                    # by count, ties by character
+    ids = vocab.encode("abcé")
+    assert ids.tolist() == [1, 3, 0, 0]
+    assert vocab.decode([1, 2, 0, 9]) == ["a", " ", char_data.UNK, char_data.UNK]
+
+
+def test_corpus_with_a_frequency_vocab_and_split():
+    text = "the cat sat on the mat. " * 20
+    vocab = char_data.build_vocab(text, max_size=128, min_count=1)
+    corpus = char_data.corpus_from_text(text, vocab, val_fraction=0.05)
+    assert corpus.vocab is vocab and corpus.unknown_fraction == 0.0
+    assert corpus.train.numel() == int(len(text) * 0.95)
+    assert torch.equal(torch.cat([corpus.train, corpus.val]), vocab.encode(text))
+    assert char_data.corpus_from_text(text).vocab is None              # the fixed ASCII vocabulary
+    with pytest.raises(ValidationError):
+        char_data.corpus_from_text(text, vocab, val_fraction=0.9)
+
+
+def test_random_and_even_windows():
+    data = torch.arange(300)
+    gen = torch.Generator().manual_seed(3)
+    w = char_data.random_windows(data, 5, 17, gen)
+    assert w.shape == (5, 17) and torch.equal(w[:, 1:] - w[:, :-1], torch.ones(5, 16, dtype=w.dtype))
+    again = char_data.random_windows(data, 5, 17, torch.Generator().manual_seed(3))
+    assert torch.equal(w, again)
+    x, y = char_data.sample_batch(data, 5, 16, torch.Generator().manual_seed(3))
+    assert torch.equal(x, w[:, :-1]) and torch.equal(y, w[:, 1:])     # the same draw, shifted targets
+    even = char_data.even_windows(data, 4, 10)
+    assert even[:, 0].tolist() == [0, 96, 192, 289] and even.shape == (4, 10)
+    with pytest.raises(ValidationError):
+        char_data.even_windows(data, 2, 300)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from core import moe
+from core.char_data import corpus_from_text
 from core.validation import ValidationError
 
 
@@ -267,10 +268,7 @@ TEXT = ("the quick brown fox jumps over the lazy dog. " * 60
 
 
 def _corpus() -> moe.CharCorpus:
-    vocab = moe.build_vocab(TEXT, min_count=5)
-    ids = vocab.encode(TEXT)
-    cut = int(len(ids) * 0.9)
-    return moe.CharCorpus(vocab, ids[:cut], ids[cut:])
+    return corpus_from_text(TEXT, moe.build_vocab(TEXT, min_count=5))     # 90 % train
 
 
 def _tiny(**kw) -> moe.TrainConfig:
@@ -397,3 +395,14 @@ def test_cuda_training_runs():
     comp = moe.train_balancing_modes(_tiny(steps=4), "cuda", corpus=_corpus())
     assert all(np.isfinite(r.history.loss).all() for r in comp.runs.values())
     assert comp.device.startswith("cuda")
+
+
+def test_lm_blocks_are_core_decoder_blocks_with_the_moe_as_mlp():
+    from core.nn import DecoderBlock, SwiGLU
+
+    model = moe.build_model(30, _tiny())
+    block = model.blocks[0]
+    assert isinstance(block, DecoderBlock) and block.moe is block.mlp is model.moe_layers()[0]
+    assert isinstance(block.moe.shared, SwiGLU)                       # the shared experts: core.nn's SwiGLU
+    gate, up = block.moe.shared.gate_up.weight.chunk(2)
+    assert 0.015 < float(gate.std()) < 0.025 and 0.015 < float(up.std()) < 0.025   # N(0, 0.02) each
