@@ -14,8 +14,9 @@ model's last hidden state). At inference the modules can be dropped, or used to
 draft tokens for speculative decoding (section 5.4.3: 85-90 % acceptance of the
 second token, 1.8x tokens per second).
 
-Here: a small character-level transformer (RMSNorm, RoPE, sliding-window causal
-attention, GELU MLP) trained on gensim's Wikipedia sample (core.corpus), and
+Here: a small character-level transformer (core.nn's pre-norm blocks: RMSNorm, RoPE,
+sliding-window causal attention, GELU MLP) trained on gensim's Wikipedia sample
+(core.char_data's 97-character vocabulary; core.train's loop and schedule), and
 self-speculative greedy decoding: the MTP modules draft D tokens, one main-model
 forward pass verifies them all, the longest prefix that agrees with the main
 model's own greedy choice is kept, plus the main model's next token. The output
@@ -31,9 +32,7 @@ Does not handle: KV caching (each pass re-runs its bounded window), sampling
 from __future__ import annotations
 
 import functools
-import math
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import char_data
+from core.char_data import UNK as UNK  # re-exported: the unknown character
+from core.char_data import UNK_ID, VOCAB, decode, even_windows, random_windows
+from core.nn import DecoderBlock, RMSNorm, rope_cos_sin, window_mask
+from core.nn.attention import AttentionShape
+from core.train import loop
+from core.train.loop import optimizer_step, set_lr
+from core.train.schedule import default_warmup, warmup_cosine
 from core.validation import ValidationError, check_float, check_int, check_text
 
 # ---- caps enforced inside the functions
@@ -55,12 +62,7 @@ MAX_PROMPT_CHARS = 300
 MAX_NEW_TOKENS = 400
 TRAIN_TIME_LIMIT_S = 600.0
 
-UNK = "\ufffd"                                    # stands for any character outside the vocabulary
-VOCAB = "\n" + "".join(chr(c) for c in range(32, 127)) + UNK   # 97 symbols
-_STOI = {ch: i for i, ch in enumerate(VOCAB)}
-_FOLD = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'",
-                       "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\t": " ", "\r": ""})
-
+NORM_EPS = 1e-6                                   # RMSNorm epsilon
 Progress = Callable[[float, str], None]
 _SUB = "₀₁₂₃₄₅₆₇₈₉"                               # subscript digits for column names
 
@@ -111,82 +113,40 @@ def validate_configs(cfg: MTPConfig, train: TrainConfig | None = None) -> None:
 
 
 # ---------------------------------------------------------------- characters
-def fold(text: str) -> str:
-    """Towards ASCII: typographic quotes/dashes replaced, accents dropped (NFKD)."""
-    text = unicodedata.normalize("NFKD", text.translate(_FOLD))
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
 def encode(text: str) -> list[int]:
-    """Character ids; characters outside the vocabulary become UNK."""
-    unk = _STOI[UNK]
-    return [_STOI.get(ch, unk) for ch in fold(text)]
-
-
-def decode(ids) -> str:
-    return "".join(VOCAB[int(i)] for i in ids)
+    """Character ids (core.char_data: folded towards ASCII; characters outside become UNK)."""
+    return list(char_data.encode(text).ids)
 
 
 # ---------------------------------------------------------------- model
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
 @functools.lru_cache(maxsize=512)
 def _rope_table(start_pos: int, T: int, dh: int, theta: float, device: str, dtype: torch.dtype):
-    """cos, sin (T, Dh) for positions start_pos..start_pos+T-1 (cached: decoding asks again and again)."""
-    inv = 1.0 / theta ** (torch.arange(0, dh, 2, dtype=torch.float64, device=device) / dh)
-    ang = torch.arange(start_pos, start_pos + T, dtype=torch.float64, device=device)[:, None] * inv
-    ang = torch.cat([ang, ang], dim=-1)                                       # (T, Dh)
-    return ang.cos().to(dtype), ang.sin().to(dtype)
-
-
-def _rope(x: torch.Tensor, start_pos: int, theta: float) -> torch.Tensor:
-    """Rotate-half RoPE on (B, H, T, Dh) at absolute positions start_pos..start_pos+T-1."""
-    cos, sin = _rope_table(start_pos, x.shape[-2], x.shape[-1], theta, str(x.device), x.dtype)
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+    """cos, sin (T, Dh/2) for positions start_pos..start_pos+T-1: core.nn.rope, angles in float64
+    (cached: decoding asks again and again)."""
+    pos = torch.arange(start_pos, start_pos + T, device=device)
+    return rope_cos_sin(pos, dh, theta, dtype, angles_dtype=torch.float64)
 
 
 @functools.lru_cache(maxsize=256)
 def _window_mask(T: int, window: int, device: str) -> torch.Tensor:
-    i = torch.arange(T, device=device)[:, None]
-    j = torch.arange(T, device=device)[None, :]
-    return (j <= i) & (j > i - window)
+    """(T, T) bool: position i sees j when i - window < j <= i (core.nn.masks, cached)."""
+    return window_mask(T, window, device)
 
 
-def window_mask(T: int, window: int, device) -> torch.Tensor:
-    """(T, T) bool: position i sees j when i - window < j <= i (sliding-window causal)."""
-    return _window_mask(T, window, str(device))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: sliding-window causal RoPE attention, then a GELU MLP."""
+class Block(DecoderBlock):
+    """core.nn's pre-norm block (RMSNorm, RoPE, GELU MLP, no biases) under the sliding-window mask."""
 
     def __init__(self, cfg: MTPConfig) -> None:
-        super().__init__()
         d = cfg.d_model
+        super().__init__(AttentionShape(d, cfg.n_heads, cfg.n_heads, d // cfg.n_heads), d_ff=cfg.ff_mult * d,
+                         mlp="gelu", norm="rmsnorm", norm_eps=NORM_EPS)
         self.cfg = cfg
-        self.attn_norm, self.mlp_norm = RMSNorm(d), RMSNorm(d)
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
-        self.proj = nn.Linear(d, d, bias=False)
-        self.up = nn.Linear(d, cfg.ff_mult * d, bias=False)
-        self.down = nn.Linear(cfg.ff_mult * d, d, bias=False)
 
     def forward(self, x: torch.Tensor, start_pos: int = 0) -> torch.Tensor:
-        B, T, d = x.shape
-        H = self.cfg.n_heads
-        q, k, v = self.qkv(self.attn_norm(x)).view(B, T, 3, H, d // H).permute(2, 0, 3, 1, 4)
-        q, k = _rope(q, start_pos, self.cfg.rope_theta), _rope(k, start_pos, self.cfg.rope_theta)
-        mask = window_mask(T, self.cfg.window, x.device)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)            # (B, H, T, Dh)
-        x = x + self.proj(att.transpose(1, 2).reshape(B, T, d))
-        return x + self.down(F.gelu(self.up(self.mlp_norm(x))))
+        """x (B, T, d) at absolute positions start_pos .. start_pos + T - 1 -> (B, T, d)."""
+        T, dev, c = x.shape[1], str(x.device), self.cfg
+        rope = _rope_table(start_pos, T, c.d_model // c.n_heads, c.rope_theta, dev, x.dtype)
+        return super().forward(x, rope=rope, causal=False, mask=_window_mask(T, c.window, dev))[0]
 
 
 class MTPModule(nn.Module):
@@ -194,10 +154,10 @@ class MTPModule(nn.Module):
 
     def __init__(self, cfg: MTPConfig) -> None:
         super().__init__()
-        self.h_norm, self.e_norm = RMSNorm(cfg.d_model), RMSNorm(cfg.d_model)
+        self.h_norm, self.e_norm = RMSNorm(cfg.d_model, NORM_EPS), RMSNorm(cfg.d_model, NORM_EPS)
         self.merge = nn.Linear(2 * cfg.d_model, cfg.d_model, bias=False)       # M_k (d x 2d)
         self.block = Block(cfg)
-        self.out_norm = RMSNorm(cfg.d_model)                                  # before the shared head
+        self.out_norm = RMSNorm(cfg.d_model, NORM_EPS)                        # before the shared head
 
     def forward(self, h_prev: torch.Tensor, emb_ahead: torch.Tensor, start_pos: int = 0):
         merged = self.merge(torch.cat([self.h_norm(h_prev), self.e_norm(emb_ahead)], dim=-1))
@@ -219,7 +179,7 @@ class MTPModel(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = RMSNorm(cfg.d_model)
+        self.norm = RMSNorm(cfg.d_model, NORM_EPS)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)        # shared OutHead
         self.mtp = nn.ModuleList(MTPModule(cfg) for _ in range(cfg.mtp_depth))
         self.apply(self._init)
@@ -275,24 +235,8 @@ def mtp_losses(model: MTPModel, tokens: torch.Tensor, mtp_lambda: float):
 # ---------------------------------------------------------------- data
 def corpus_ids(chars: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, val) id tensors from the first ``chars`` characters of the Wikipedia sample (90/10)."""
-    from core.corpus import wiki_text
-
-    check_int("Corpus characters", chars, 10_000, MAX_CORPUS_CHARS)
-    ids = torch.tensor(encode(wiki_text(chars)), dtype=torch.long)
-    cut = int(len(ids) * 0.9)
-    return ids[:cut], ids[cut:]
-
-
-def random_windows(data: torch.Tensor, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
-    """(batch, length) windows at random offsets."""
-    starts = torch.randint(0, len(data) - length, (batch,), generator=gen)
-    return torch.stack([data[s:s + length] for s in starts.tolist()])
-
-
-def even_windows(data: torch.Tensor, count: int, length: int) -> torch.Tensor:
-    """(count, length) windows at evenly spaced offsets (a fixed held-out set)."""
-    starts = torch.linspace(0, len(data) - length - 1, count).long()
-    return torch.stack([data[s:s + length] for s in starts.tolist()])
+    corpus = char_data.wiki_corpus(check_int("Corpus characters", chars, 10_000, MAX_CORPUS_CHARS))
+    return corpus.train, corpus.val
 
 
 # ---------------------------------------------------------------- training
@@ -310,13 +254,6 @@ class TrainedMTP:
     @property
     def final(self) -> dict:
         return self.evals[-1]
-
-
-def _lr(step: int, steps: int, peak: float) -> float:
-    warm = max(1, steps // 20)
-    if step < warm:
-        return peak * (step + 1) / warm
-    return peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
 
 @torch.no_grad()
@@ -365,26 +302,25 @@ def _train_loop(model, train: TrainConfig, train_ids, val, history, evals, job, 
     cfg, device = model.cfg, val.device
     opt = torch.optim.AdamW(model.parameters(), lr=train.lr, betas=(0.9, 0.95), weight_decay=0.1)
     gen = torch.Generator().manual_seed(train.seed)
-    eval_at = {round(train.steps * f) for f in (0.25, 0.5, 0.75)} | {train.steps}
-    started = time.perf_counter()
-    for step in range(train.steps):
-        job.check()
-        lr = _lr(step, train.steps, train.lr)
-        for group in opt.param_groups:
-            group["lr"] = lr
+    warm, started = default_warmup(train.steps), time.perf_counter()
+
+    def step(i: int) -> float:
+        lr = warmup_cosine(i, train.steps, warm, train.lr, floor=0.0)      # warm-up, cosine to 0
+        set_lr(opt, lr)
         batch = random_windows(train_ids, train.batch, cfg.window + 1, gen).to(device)
         total, parts = mtp_losses(model, batch, train.mtp_lambda)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        history.append({"step": step + 1, "lr": lr, **{f"loss_{k}": v for k, v in enumerate(parts)}})
-        if step + 1 in eval_at:
-            evals.append({"step": step + 1, **evaluate(model, val)})
-        if progress and (step % 5 == 0 or step + 1 == train.steps):
-            left = (time.perf_counter() - started) / (step + 1) * (train.steps - step - 1)
-            progress((step + 1) / train.steps,
-                     f"step {step + 1}/{train.steps} · main loss {parts[0]:.3f} · about {left:.0f} s left")
+        optimizer_step(opt, total, model.parameters(), clip=1.0)
+        history.append({"step": i + 1, "lr": lr, **{f"loss_{k}": v for k, v in enumerate(parts)}})
+        return parts[0]
+
+    def message(done: int, main_loss: float) -> str:
+        left = (time.perf_counter() - started) / done * (train.steps - done)
+        return f"step {done}/{train.steps} · main loss {main_loss:.3f} · about {left:.0f} s left"
+
+    eval_at = {round(train.steps * f) for f in (0.25, 0.5, 0.75)} | {train.steps}
+    log = loop.train(step, train.steps, job=job, evaluate=lambda done: evaluate(model, val),
+                     eval_at=eval_at, progress=progress, progress_every=5, message=message)
+    evals.extend({"step": done, **result} for done, result in log.evals)
 
 
 # ---------------------------------------------------------------- decoding
@@ -417,7 +353,7 @@ def check_prompt(text: str):
     """The prompt as CheckedText (capped at MAX_PROMPT_CHARS) and its ids; unknown characters counted."""
     checked = check_text(text, max_chars=MAX_PROMPT_CHARS, name="Prompt")
     ids = encode(checked.text)
-    return checked, ids, sum(1 for i in ids if i == _STOI[UNK])
+    return checked, ids, sum(1 for i in ids if i == UNK_ID)
 
 
 @torch.no_grad()
