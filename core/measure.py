@@ -1,8 +1,10 @@
 """Measure what a real transformer keeps for the backward pass, beside the formula.
 
-A small GPT-style model (:class:`TinyGPT`: pre-LayerNorm blocks with a 4h
-GELU MLP and dropout, the layer Korthikanti et al. 2022 analyse in section 4.1)
-runs forward on this machine's device. Every tensor autograd saves for the
+A small GPT-style model (:class:`TinyGPT`: core.nn's pre-LayerNorm blocks with a
+4h GELU MLP and dropout, the layer Korthikanti et al. 2022 analyse in section 4.1)
+runs forward on this machine's device. Its eager attention (:func:`paper_attention`)
+is the paper's: scores, softmax and dropout in the activation dtype, the causal mask a
+model buffer; the fused path is core.nn's SDPA backend. Every tensor autograd saves for the
 backward pass goes through ``torch.autograd.graph.saved_tensors_hooks``; we
 count each storage once (views such as Q, K, V of one QKV buffer share a
 storage), leave out parameters and buffers, and sort what is left into
@@ -24,7 +26,6 @@ statistics on CPU: only the saved-tensor count).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 from core.device import free_memory, oom_guard, synchronize
 from core.memory import activation_terms, chain_activation_bytes, checkpoint_plan
+from core.nn import DecoderBlock
+from core.nn.attention import AttentionShape
 from core.scheduler import heavy_job
 from core.validation import ResourceError, ValidationError, check_choice, check_float, check_int
 
@@ -89,31 +92,39 @@ def validate_tiny(cfg: TinyGPTConfig, device: str = "cpu") -> TinyGPTConfig:
 
 
 # ---------------------------------------------------------------- the model
-class Block(nn.Module):
-    """Pre-LN GPT block: x + Dropout(Attn(LN(x))), then x + Dropout(MLP(LN(x)))."""
+def paper_attention(q, k, v, *, causal, mask, scale, dropout, return_probs):
+    """softmax(q k^T * scale) under ``mask`` (the model's (S, S) causal buffer, True = may attend),
+    dropout on the probabilities, times v: every intermediate in the activation dtype, so autograd
+    keeps what Korthikanti et al. count (the mask is a buffer view, not an activation).
+
+    core.nn's attention-backend signature; q, k, v (B, a, S, d) -> ((B, a, S, d), None).
+    """
+    if causal or mask is None:
+        raise ValueError("paper_attention takes causality from the mask (causal=False).")
+    att = torch.where(mask, (q @ k.transpose(-2, -1)) * scale, float("-inf"))   # (B, a, S, S)
+    att = F.dropout(att.softmax(dim=-1), dropout, training=True)
+    return att @ v, None                                                        # (B, a, S, d)
+
+
+class Block(DecoderBlock):
+    """core.nn's pre-LN GPT block: x + Dropout(Attn(LN(x))), then x + Dropout(MLP(LN(x))).
+
+    Eager attention (:func:`paper_attention`) drops out probabilities too; SDPA does not.
+    """
 
     def __init__(self, cfg: TinyGPTConfig) -> None:
-        super().__init__()
-        h = cfg.hidden
-        self.heads, self.p, self.attention = cfg.heads, cfg.dropout, cfg.attention
-        self.ln1, self.ln2 = nn.LayerNorm(h), nn.LayerNorm(h)
-        self.qkv, self.proj = nn.Linear(h, 3 * h), nn.Linear(h, h)
-        self.fc1, self.fc2 = nn.Linear(h, 4 * h), nn.Linear(4 * h, h)
+        h, a, eager = cfg.hidden, cfg.heads, cfg.attention == "eager"
+        super().__init__(AttentionShape(h, a, a, h // a, qkv_bias=True, out_bias=True), d_ff=4 * h,
+                         mlp="gelu", norm="layernorm", mlp_bias=True, dropout=cfg.dropout,
+                         attn_dropout=cfg.dropout if eager else 0.0)
+        self.eager = eager
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, S, H = x.shape
-        a, d = self.heads, H // self.heads
-        q, k, v = self.qkv(self.ln1(x)).view(B, S, 3, a, d).permute(2, 0, 3, 1, 4)   # 3 x (B, a, S, d)
-        if self.attention == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)               # (B, a, S, d)
-        else:
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d))                   # (B, a, S, S)
-            att = att.masked_fill(mask[:S, :S], float("-inf")).softmax(dim=-1)
-            att = F.dropout(att, self.p, self.training)
-            y = att @ v                                                               # (B, a, S, d)
-        y = y.transpose(1, 2).reshape(B, S, H)                                        # (B, S, H)
-        x = x + F.dropout(self.proj(y), self.p, self.training)
-        return x + F.dropout(self.fc2(F.gelu(self.fc1(self.ln2(x)))), self.p, self.training)
+        """x (B, S, H) -> (B, S, H); ``mask`` the model's (S_max, S_max) causal buffer."""
+        S = x.shape[1]
+        if self.eager:
+            return super().forward(x, backend=paper_attention, causal=False, mask=mask[:S, :S])[0]
+        return super().forward(x, backend="sdpa", causal=True)[0]
 
 
 @dataclass
@@ -132,7 +143,7 @@ class TinyGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.hidden)
         self.head = nn.Linear(cfg.hidden, cfg.vocab, bias=False)
-        causal = torch.ones(cfg.seq, cfg.seq, dtype=torch.bool).triu(1)              # (S, S)
+        causal = torch.ones(cfg.seq, cfg.seq, dtype=torch.bool).tril()               # (S, S) may attend
         self.register_buffer("causal", causal, persistent=False)
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:

@@ -135,3 +135,18 @@ def test_cuda_peak_and_hooks_agree():
     assert m.measured_by_category.get("dropout mask", 0) == pytest.approx(
         m.predicted_by_category["dropout mask"], rel=0.01)       # 1-byte bool masks on CUDA
     assert abs(m.cuda_held_bytes - m.measured_bytes) / m.measured_bytes < 0.10
+
+
+def test_paper_attention_equals_core_attention_and_takes_the_mask():
+    """The eager path (scores, softmax and dropout in the activation dtype) is core.nn's naive
+    attention; it takes causality from the model's buffer, never from causal=True."""
+    from core.measure import paper_attention
+    from core.nn import attend, causal_mask
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 9, 8, generator=gen, dtype=torch.float64) for _ in range(3))
+    out, _ = attend(q, k, v, backend=paper_attention, causal=False, mask=causal_mask(9))
+    ref, _ = attend(q, k, v, backend="naive", causal=True)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="mask"):
+        attend(q, k, v, backend=paper_attention, causal=True)
