@@ -15,10 +15,11 @@ Parts
   samples of at most ``max_len`` tokens (+1 end-of-text token per sample).
 - Packing strategies and their efficiency (real tokens / computed positions).
 - ``cu_seqlens``, document ids, restarting position ids, block masks.
-- :class:`PackedTransformer`: pre-norm blocks (RMSNorm, multi-head attention
-  with RoPE or learned absolute positions, SwiGLU MLP) that run a packed row
-  through SDPA with a block mask, a per-sequence varlen loop, FlexAttention,
-  or a readable float64-friendly reference; :func:`compare_layer` shows that
+- :class:`PackedTransformer`: core.nn's pre-norm blocks (RMSNorm, multi-head
+  attention with RoPE or learned absolute positions, SwiGLU MLP) that run a packed
+  row through SDPA with a block mask, a per-sequence varlen loop, FlexAttention
+  (the last two as core.nn attention backends of their own), or core.nn's readable
+  "naive" reference; :func:`compare_layer` shows that
   packed == per-sequence, and what a plain causal mask or non-restarting
   position ids do to each sequence.
 - :func:`measure_throughput`: tokens/s and memory of padded vs packed
@@ -50,6 +51,7 @@ per sequence (each real token counts once).
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import random
@@ -61,6 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.nn import DecoderBlock, attend, rope_cos_sin
+from core.nn.attention import AttentionShape
 from core.validation import ValidationError, check_choice, check_int, check_text
 
 MAX_SEQUENCES = 200_000       # lengths per packing call
@@ -78,6 +82,7 @@ UNITS = ("paragraph", "article")
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
           "float16": torch.float16}
 ATTENTION = ("sdpa", "varlen-loop", "flex", "reference")
+NORM_EPS = 1e-6               # RMSNorm epsilon
 POSITIONS = ("rope", "learned")
 
 
@@ -559,73 +564,35 @@ class LayerInternals:
     mask: torch.Tensor | None        # (B, 1, T, T) the boolean mask used; None = plain causal
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, d: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def rope_cos_sin(positions: torch.Tensor, head_dim: int, base: float,
-                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of the rotation angles pos * base^(-2i/d): each (B, 1, T, head_dim / 2).
-
-    Angles are computed in float64 for a float64 model, else float32 (as real models do)."""
-    work = torch.float64 if dtype == torch.float64 else torch.float32
-    inv = base ** (-torch.arange(0, head_dim, 2, device=positions.device, dtype=work) / head_dim)
-    angles = positions.to(work)[:, None, :, None] * inv                           # (B, 1, T, hd/2)
-    return angles.cos().to(dtype), angles.sin().to(dtype)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x_i, x_{i + d/2}) by the angles (the "rotate half" layout)."""
-    a, b = x.chunk(2, dim=-1)                                                      # (B, H, T, hd/2)
-    return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)               # (B, H, T, hd)
-
-
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, doc: torch.Tensor | None,
-           attn: str = "sdpa") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Causal attention inside each sequence of ``doc`` (B, T); doc None = plain causal.
-
-    Returns (out (B, H, T, hd), probabilities (B, H, T, T) on the reference path else None).
-    """
-    if attn == "reference":
-        return _reference_attention(q, k, v, doc)
+def attention_path(doc: torch.Tensor | None, attn: str = "sdpa"):
+    """(core.nn attention backend, causal, mask) for causal attention inside each sequence of
+    ``doc`` (B, T) (None: plain causal) along the path ``attn``."""
     if attn == "varlen-loop" and doc is not None:
-        return _varlen_loop(q, k, v, doc), None
+        return functools.partial(_varlen_loop, doc=doc), False, None
     if attn == "flex":
-        return _flex(q, k, v, doc), None
-    if doc is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True), None
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=block_causal_mask(doc)), None
+        return functools.partial(_flex, doc=doc), False, None
+    backend = "naive" if attn == "reference" else "sdpa"
+    return (backend, True, None) if doc is None else (backend, False, block_causal_mask(doc))
 
 
 def _reference_attention(q, k, v, doc):
-    """softmax(q k^T / sqrt(d) + mask) v, written out; keeps the probabilities."""
-    T = q.shape[-2]
-    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])                     # (B, H, T, T)
-    if doc is None:
-        allowed = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()      # (T, T)
-    else:
-        allowed = block_causal_mask(doc)                                           # (B, 1, T, T)
-    probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)           # (B, H, T, T)
-    return probs @ v, probs                                                        # (B, H, T, hd)
+    """softmax(q k^T / sqrt(d) + mask) v written out (core.nn's naive backend); keeps the probabilities."""
+    backend, causal, mask = attention_path(doc, "reference")
+    return attend(q, k, v, backend=backend, causal=causal, mask=mask, return_probs=True)
 
 
-def _varlen_loop(q, k, v, doc):
+def _varlen_loop(q, k, v, *, doc, causal, mask, scale, dropout, return_probs):
     """What a varlen kernel computes: causal attention on each sequence alone, no masked work."""
     out = torch.empty_like(q)                                                      # (B, H, T, hd)
     for b in range(doc.shape[0]):
         for s, e in segments(doc[b]):
             out[b:b + 1, :, s:e] = F.scaled_dot_product_attention(
-                q[b:b + 1, :, s:e], k[b:b + 1, :, s:e], v[b:b + 1, :, s:e], is_causal=True)
-    return out
+                q[b:b + 1, :, s:e], k[b:b + 1, :, s:e], v[b:b + 1, :, s:e], is_causal=True, scale=scale)
+    return out, None
 
 
-def _flex(q, k, v, doc):
-    return flex_document_attention(q, k, v, doc, compile=q.device.type == "cuda")
+def _flex(q, k, v, *, doc, causal, mask, scale, dropout, return_probs):
+    return flex_document_attention(q, k, v, doc, compile=q.device.type == "cuda"), None
 
 
 def flex_document_attention(q, k, v, doc: torch.Tensor | None, *, compile: bool = True):
@@ -665,28 +632,21 @@ def flex_available(device: torch.device | str, backward: bool = True) -> bool:
     return torch.device(device).type == "cuda" or not backward
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + SwiGLU(norm(x))."""
+class Block(DecoderBlock):
+    """core.nn's pre-norm block (RMSNorm, RoPE, SwiGLU, no biases), attending inside each sequence."""
 
     def __init__(self, cfg: LayerConfig) -> None:
-        super().__init__()
+        d = cfg.d_model
+        super().__init__(AttentionShape(d, cfg.n_heads, cfg.n_heads, d // cfg.n_heads), d_ff=cfg.d_ff,
+                         mlp="swiglu", norm="rmsnorm", norm_eps=NORM_EPS)
         self.cfg = cfg
-        self.norm1, self.norm2 = RMSNorm(cfg.d_model), RMSNorm(cfg.d_model)
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
     def forward(self, x, rope, doc, attn):
-        B, T, D = x.shape
-        H = self.cfg.n_heads
-        q, k, v = self.qkv(self.norm1(x)).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4)  # (B, H, T, hd) each
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        y, probs = attend(q, k, v, doc, attn)                                              # (B, H, T, hd)
-        x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))                               # (B, T, D)
-        gate, up = self.gate_up(self.norm2(x)).chunk(2, dim=-1)                             # (B, T, F) each
-        return x + self.down(F.silu(gate) * up), probs
+        """x (B, T, D) -> (x, probabilities (B, H, T, T) on the reference path else None)."""
+        backend, causal, mask = attention_path(doc, attn)
+        x, inner = super().forward(x, rope=rope, backend=backend, causal=causal, mask=mask,
+                                   return_internals=attn == "reference")
+        return x, (inner.probs if inner is not None else None)
 
 
 class PackedTransformer(nn.Module):
@@ -713,7 +673,7 @@ class PackedTransformer(nn.Module):
         if self.pos is not None:
             x = x + self.pos(positions)                                                    # (B, T, D)
         else:
-            rope = rope_cos_sin(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base, x.dtype)
+            rope = rope_cos_sin(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base, x.dtype)  # (B, 1, T, hd/2)
         first = None
         for i, block in enumerate(self.blocks):
             x, probs = block(x, rope, doc, attn)

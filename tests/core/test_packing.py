@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import packing as P
+from core.nn import attend
 from core.validation import ValidationError
 
 lengths_st = st.lists(st.integers(1, 64), min_size=1, max_size=60)
@@ -288,3 +289,22 @@ def test_packed_equals_alone_on_cuda_and_peak_memory_is_measured():
                              warmup=0, repeats=1)
     out = P.measure_throughput([30, 60, 90, 20], cfg, device="cuda", methods=["padded", "packed-sdpa"])
     assert all(m.peak_bytes and m.peak_bytes > 0 for m in out.methods)
+
+
+def test_attention_paths_are_core_backends():
+    """sdpa / reference: core.nn's backends under the block mask (plain causal without doc ids);
+    varlen-loop and flex: backends of their own; every path gives the reference's output."""
+    doc = P.document_ids(P.cu_seqlens([3, 5]))[None]
+    backend, causal, mask = P.attention_path(doc, "sdpa")
+    assert backend == "sdpa" and not causal and torch.equal(mask, P.block_causal_mask(doc))
+    assert P.attention_path(None, "reference") == ("naive", True, None)
+    assert P.attention_path(None, "varlen-loop") == ("sdpa", True, None)
+    assert callable(P.attention_path(doc, "varlen-loop")[0])
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 8, 4, generator=gen, dtype=torch.float64) for _ in range(3))
+    ref, probs = P._reference_attention(q, k, v, doc)
+    assert float(probs[..., 3:, :3].abs().max()) == 0.0
+    for attn in ("sdpa", "varlen-loop"):
+        backend, causal, mask = P.attention_path(doc, attn)
+        out, _ = attend(q, k, v, backend=backend, causal=causal, mask=mask)
+        torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
