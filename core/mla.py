@@ -18,8 +18,10 @@ the output (attention runs over c_KV, then W_O W_UV), so attention becomes MQA
 with one (kv_lora_rank + rope)-wide key and a kv_lora_rank-wide value.
 
 The RMSNorms on c_Q and c_KV are in the released models (q_a_layernorm,
-kv_a_layernorm), not in the paper's equations. The softmax scale is
-1/sqrt(d_h + d_h^R) (no YaRN mscale). RoPE is the rotate-half form.
+kv_a_layernorm), not in the paper's equations (core.nn's RMSNorm). The softmax scale is
+1/sqrt(d_h + d_h^R) (no YaRN mscale). RoPE is core.nn's rotate-half form, its angles
+computed in float64 at every module dtype (so the fp32 runs are compared with exact
+tables); the causal masks are core.nn's.
 
 The same file holds a standard RoPE attention with ``kv_heads`` key/value heads
 (MHA: kv_heads = heads; GQA: fewer; MQA: 1) with its (K, V) cache, so the page
@@ -40,6 +42,9 @@ from torch import nn
 
 from core.configs import PRESETS, ModelConfig, head_sharing
 from core.memory import kv_cache_bytes_per_token
+from core.nn import RMSNorm, causal_mask
+from core.nn.rope import apply_rope as apply_rope  # re-exported: the rotation of q and k
+from core.nn.rope import rope_cos_sin as rope_cos_sin  # re-exported: its cos and sin tables
 from core.validation import ValidationError, check_choice, check_int
 
 # ---- caps enforced inside the functions (a crafted request cannot bypass them)
@@ -170,26 +175,14 @@ def mla_param_count(cfg: MLAConfig) -> dict:
 
 
 # ---------------------------------------------------------------- RoPE
-def rope_cos_sin(positions: torch.Tensor, dim: int, theta: float, dtype: torch.dtype):
-    """cos, sin of RoPE angles for integer ``positions`` (T,): each (T, dim), rotate-half layout."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64,
-                                            device=positions.device) / dim)   # (dim/2,)
-    angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]         # (T, dim/2)
-    angles = torch.cat([angles, angles], dim=-1)                              # (T, dim)
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+def _rope(start_pos: int, T: int, dim: int, theta: float, device, dtype: torch.dtype):
+    """cos, sin (T, dim / 2) for positions start_pos .. start_pos + T - 1, angles in float64."""
+    pos = torch.arange(start_pos, start_pos + T, device=device)
+    return rope_cos_sin(pos, dim, theta, dtype, angles_dtype=torch.float64)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` (..., T, dim) by angles (T, dim) (Su et al. 2021, RoFormer eq. 34)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
-
-
-def causal_mask(start_pos: int, q_len: int, k_len: int, device) -> torch.Tensor:
-    """(q_len, k_len) bool: query at absolute position start_pos+i sees keys 0..start_pos+i."""
-    q_pos = torch.arange(start_pos, start_pos + q_len, device=device)[:, None]
-    k_pos = torch.arange(k_len, device=device)[None, :]
-    return k_pos <= q_pos
+def _norm(dim: int, device, dtype) -> RMSNorm:
+    return RMSNorm(dim, eps=1e-6).to(device=device, dtype=dtype)
 
 
 # ---------------------------------------------------------------- caches
@@ -253,12 +246,12 @@ class MultiHeadLatentAttention(nn.Module):
         h, n = cfg.hidden, cfg.heads
         if cfg.q_lora_rank:
             self.wq_a = nn.Linear(h, cfg.q_lora_rank, **kw)                       # W_DQ
-            self.q_norm = nn.RMSNorm(cfg.q_lora_rank, eps=1e-6, device=device, dtype=dtype)
+            self.q_norm = _norm(cfg.q_lora_rank, device, dtype)
             self.wq_b = nn.Linear(cfg.q_lora_rank, n * cfg.qk_head_dim, **kw)     # [W_UQ; W_QR]
         else:
             self.wq = nn.Linear(h, n * cfg.qk_head_dim, **kw)
         self.wkv_a = nn.Linear(h, cfg.cache_width, **kw)                          # [W_DKV; W_KR]
-        self.kv_norm = nn.RMSNorm(cfg.kv_lora_rank, eps=1e-6, device=device, dtype=dtype)
+        self.kv_norm = _norm(cfg.kv_lora_rank, device, dtype)
         self.wkv_b = nn.Linear(cfg.kv_lora_rank, n * (cfg.qk_nope_head_dim + cfg.v_head_dim), **kw)
         self.wo = nn.Linear(n * cfg.v_head_dim, h, **kw)                          # W_O
         self.scale = cfg.qk_head_dim ** -0.5
@@ -313,8 +306,7 @@ class MultiHeadLatentAttention(nn.Module):
         """x (B, T, d) -> (B, T, d). ``mode`` "plain" or "absorbed"; ``cache`` from new_cache()."""
         check_choice("Mode", mode, ("plain", "absorbed"))
         B, T, _ = x.shape
-        pos = torch.arange(start_pos, start_pos + T, device=x.device)
-        cos, sin = rope_cos_sin(pos, self.cfg.qk_rope_head_dim, self.cfg.rope_theta, x.dtype)
+        cos, sin = _rope(start_pos, T, self.cfg.qk_rope_head_dim, self.cfg.rope_theta, x.device, x.dtype)
         q_nope, q_rope = self.queries(x, cos, sin)
         c_kv, k_rope = self.latents(x, cos, sin)                                 # (B, T, dc), (B, T, dhR)
         new_values = torch.cat([c_kv, k_rope], dim=-1)                           # (B, T, dc + dhR)
@@ -333,7 +325,7 @@ class MultiHeadLatentAttention(nn.Module):
         return (out, AttentionInternals(probs, new_values)) if return_internals else out
 
     def _softmax(self, scores: torch.Tensor, start_pos: int) -> torch.Tensor:
-        mask = causal_mask(start_pos, scores.shape[-2], scores.shape[-1], scores.device)
+        mask = causal_mask(scores.shape[-2], scores.shape[-1], scores.device)   # queries after the cache
         return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
 
     def _plain(self, q_nope, q_rope, c_kv, k_rope, start_pos):
@@ -396,8 +388,7 @@ class GroupedQueryAttention(nn.Module):
                 return_internals: bool = False):
         c = self.cfg
         B, T, _ = x.shape
-        cos, sin = rope_cos_sin(torch.arange(start_pos, start_pos + T, device=x.device),
-                                c.head_dim, c.rope_theta, x.dtype)
+        cos, sin = _rope(start_pos, T, c.head_dim, c.rope_theta, x.device, x.dtype)
         q = apply_rope(self.wq(x).view(B, T, c.heads, c.head_dim).transpose(1, 2), cos, sin)
         k = apply_rope(self.wk(x).view(B, T, c.kv_heads, c.head_dim).transpose(1, 2), cos, sin)
         v = self.wv(x).view(B, T, c.kv_heads, c.head_dim).transpose(1, 2)        # (B, Hkv, T, D)
@@ -411,7 +402,7 @@ class GroupedQueryAttention(nn.Module):
         k = k.repeat_interleave(group, dim=1)                                    # (B, H, S, D)
         v = v.repeat_interleave(group, dim=1)
         scores = q @ k.transpose(-1, -2) / math.sqrt(c.head_dim)                 # (B, H, T, S)
-        mask = causal_mask(start_pos, T, k.shape[2], x.device)
+        mask = causal_mask(T, k.shape[2], x.device)                              # (T, S)
         probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
         out = self.wo((probs @ v).transpose(1, 2).reshape(B, T, c.heads * c.head_dim))
         return (out, AttentionInternals(probs, new_values)) if return_internals else out
@@ -441,7 +432,7 @@ def build_live_mla(cfg: MLAConfig, *, seed: int = 0, device="cpu",
     torch.manual_seed(seed)
     module = MultiHeadLatentAttention(cfg, dtype=torch.float64)
     with torch.no_grad():   # non-trivial norm gains, so the norms are visible in the check
-        for norm in (m for m in module.modules() if isinstance(m, nn.RMSNorm)):
+        for norm in (m for m in module.modules() if isinstance(m, RMSNorm)):
             norm.weight.uniform_(0.5, 1.5)
     return module.to(device=device, dtype=dtype).eval()
 

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.nn.rope import apply_rope, rope_cos_sin
 from core.validation import ValidationError, check_choice, check_int
 
 PATCH = 14                       # MoonViT / CLIP ViT-L/14 patch side (pixels)
@@ -378,16 +379,15 @@ def grid_positions(grids, device="cpu") -> torch.Tensor:
 
 
 def rope_2d(x: torch.Tensor, pos: torch.Tensor, theta: float) -> torch.Tensor:
-    """Axial 2D RoPE on x (H, N, Dh): first half of Dh rotated by the row, second half by the column."""
-    dh = x.shape[-1]
-    quarter = dh // 4
-    inv = 1.0 / theta ** (torch.arange(quarter, dtype=torch.float64, device=x.device) / quarter)
+    """Axial 2D RoPE on x (H, N, Dh): first half of Dh rotated by the row, second half by the column.
+
+    Each half is core.nn's 1D RoPE of width Dh/2 at that axis's positions (angles in float64).
+    """
+    half = x.shape[-1] // 2
     out = []
-    for axis, part in enumerate(x.split(dh // 2, dim=-1)):                   # (H, N, Dh/2) each
-        ang = pos[:, axis].to(torch.float64)[:, None] * inv                  # (N, Dh/4)
-        ang = torch.cat([ang, ang], dim=-1)                                  # (N, Dh/2)
-        p1, p2 = part.chunk(2, dim=-1)
-        out.append(part * ang.cos().to(x.dtype) + torch.cat([-p2, p1], -1) * ang.sin().to(x.dtype))
+    for axis, part in enumerate(x.split(half, dim=-1)):                      # (H, N, Dh/2) each
+        cos, sin = rope_cos_sin(pos[:, axis], half, theta, x.dtype, angles_dtype=torch.float64)  # (N, Dh/4)
+        out.append(apply_rope(part, cos, sin))
     return torch.cat(out, dim=-1)
 
 
