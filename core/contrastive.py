@@ -51,6 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.device import cpu_threads
+from core.train import loop
+from core.train.loop import optimizer_step, set_lr
+from core.train.schedule import default_warmup, warmup_cosine
 from core.validation import ValidationError, check_choice, check_float, check_int, check_text
 
 MAX_PAIRS = 256                # pairs embedded at once (two sentences each: MiniLM's 512 cap)
@@ -592,17 +595,6 @@ def build_cpc(cfg: CPCConfig, vocab: int, device: str = "cpu") -> CPC:
     return model.to(torch.device(device))
 
 
-def _lr_lambda(steps: int) -> Callable[[int], float]:
-    warm = max(1, steps // 20)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
-
-    return factor
-
-
 def train_cpc(cfg: CPCConfig = CPCConfig(), *, device: str = "cpu",
               progress: Callable[[float, str], None] | None = None,
               on_wait: Callable[[int, float], None] | None = None,
@@ -634,23 +626,23 @@ def _train_loop(model: CPC, ids: np.ndarray, windows: torch.Tensor, dev, job, pr
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.steps))
-    losses, evals = [], [evaluate_cpc(model, windows, 0, cfg.seed)]
-    for step in range(1, cfg.steps + 1):
-        job.check()
+    warm = default_warmup(cfg.steps)
+
+    def step(i: int) -> float:
+        set_lr(opt, cfg.lr * warmup_cosine(i, cfg.steps, warm))              # warm-up, cosine to 10 %
         model.train()
         x = sample_windows(ids, cfg.batch_size, cfg.window * cfg.stride, rng).to(dev)   # (B, L)
         loss = cpc_loss(model, model(x), cfg.negatives, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            model.eval()
-            evals.append(evaluate_cpc(model, windows, step, cfg.seed))
-        if progress:
-            progress(step / max(1, cfg.steps), f"Step {step}/{cfg.steps}: loss {losses[-1]:.3f} nats")
+        optimizer_step(opt, loss, model.parameters(), clip=1.0)
+        return float(loss.detach())
+
+    def evaluate(done: int) -> CPCEval:
+        model.eval()
+        return evaluate_cpc(model, windows, done, cfg.seed)
+
+    first = evaluate_cpc(model, windows, 0, cfg.seed)
+    log = loop.train(step, cfg.steps, job=job, evaluate=evaluate,
+                     eval_at=loop.every_and_last(cfg.steps, cfg.eval_every), progress=progress,
+                     message=lambda done, loss: f"Step {done}/{cfg.steps}: loss {loss:.3f} nats")
     model.eval()
-    return losses, evals
+    return log.steps, [first] + [e for _, e in log.evals]

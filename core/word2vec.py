@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from core.device import cpu_threads
+from core.train.schedule import linear_decay
 from core.validation import ValidationError, check_float, check_int
 
 Progress = Callable[[float, str], None]
@@ -429,7 +430,7 @@ def _steps(state: _TrainState, epoch: int, inputs: torch.Tensor, targets: torch.
             return
         lo = step * cfg.batch_size
         done = (epoch + lo / max(n, 1)) / cfg.epochs                       # share of training
-        lr = cfg.alpha - (cfg.alpha - cfg.min_alpha) * done
+        lr = linear_decay(done, cfg.alpha, cfg.min_alpha)                  # core.train.schedule
         batch_in, batch_t = inputs[lo:lo + cfg.batch_size], targets[lo:lo + cfg.batch_size]
         negs = sample_negatives(state.table, (len(batch_in), cfg.negative), gen)   # (B, K)
         yield step, sgns_step(state.w_in, state.w_out, batch_in, batch_t, negs, lr)
