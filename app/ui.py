@@ -252,3 +252,14 @@ def sidebar_device_badge(info) -> None:
         triton = info.triton_version or "not installed"
         mode = " (interpreter)" if info.triton_interpreted and info.triton_version else ""
         st.caption(f"torch {info.torch_version} · triton {triton}{mode}")
+
+
+# ---------------------------------------------------------------- whitespace
+WHITESPACE_MARKS = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}   # characters as labels
+TOKEN_WHITESPACE_MARKS = {" ": "·", "\n": "↵", "\t": "⇥", "\r": "␍"}   # as the token view draws them
+
+
+def visible_whitespace(text: str, marks: dict[str, str] = WHITESPACE_MARKS) -> str:
+    """``text`` with its spaces, newlines, tabs and carriage returns drawn as ``marks`` (a plain
+    label for plots and tables, not HTML: escape it where it goes into HTML)."""
+    return text.translate(str.maketrans(marks))

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import cache, ui
 from core import contrastive as C
+from core.train import smooth
 
 TITLE = "Contrastive learning"
 POOL_SIZES = [16, 32, 64, 128, 256]
@@ -205,9 +206,7 @@ def history_figure(result) -> go.Figure:
     fig = go.Figure()
     losses = np.asarray(result.losses)
     if len(losses):
-        window = max(1, len(losses) // 30)
-        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        fig.add_scatter(x=np.arange(window, len(losses) + 1), y=smooth, name=f"training loss (1 + {result.config.negatives} candidates, mean over k)",
+        fig.add_scatter(x=np.arange(1, len(losses) + 1), y=smooth(losses), name=f"training loss (1 + {result.config.negatives} candidates, mean over k)",
                         line={"color": ui.PALETTE[0]}, hovertemplate="step %{x}: %{y:.3f} nats<extra></extra>")
     steps = [e.step for e in result.evals]
     for k in sorted({1, max(1, result.config.k_max // 2), result.config.k_max}):

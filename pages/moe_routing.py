@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from app import cache, ui
 from core import moe
+from core.train import smooth
 
 TITLE = "MoE routing"
 DEFAULT_TEXT = ("Mixture-of-experts models send each token to a few specialists. "
@@ -34,11 +35,6 @@ device = cache.device_name()
 
 
 # ============================================================== helpers (formatting only)
-def visible(ch: str) -> str:
-    """A character as a label: space, newline and tab made visible."""
-    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
-
-
 def expert_colors(n: int) -> list[str]:
     """n distinguishable colours (qualitative palettes, then evenly spaced hues)."""
     base = list(ui.PALETTE) + pc.qualitative.Dark24 + pc.qualitative.Light24
@@ -122,15 +118,6 @@ def train_button(cfg: moe.TrainConfig) -> None:
 # ============================================================== tab: training
 def run_label(mode: str) -> str:
     return moe.MODE_LABELS.get(mode, mode)
-
-
-def smooth(y: np.ndarray, beta: float = 0.9) -> np.ndarray:
-    """Bias-corrected exponential moving average (display only)."""
-    out, avg = np.empty_like(y, dtype=np.float64), 0.0
-    for i, v in enumerate(y):
-        avg = beta * avg + (1 - beta) * float(v)
-        out[i] = avg / (1 - beta ** (i + 1))
-    return out
 
 
 def training_metrics(comp) -> None:
@@ -304,7 +291,7 @@ def colored_tokens(routing, layer: int, n: int) -> str:
         e, known = int(top[i]), bool(routing.known[i])
         label = ui.escape("⏎" if ch == "\n" else ch)
         note = "" if known else " — unknown to the model"
-        tip = ui.escape(f"{visible(ch)!s} → expert {e} (gate {gates[i, e]:.2f}){note}")
+        tip = ui.escape(f"{ui.visible_whitespace(ch)!s} → expert {e} (gate {gates[i, e]:.2f}){note}")
         mark = "" if known else "text-decoration:underline dotted;"
         spans.append(f'<span title="{tip}" style="background:{colors[e]};color:{text_on(colors[e])};'
                      f'{mark}display:inline-block;margin:1px 0;padding:0 1px;border-radius:3px;'
@@ -324,7 +311,7 @@ def expert_legend(top, n: int) -> str:
 
 def routing_heatmap(routing, layer: int, show: str) -> go.Figure:
     z = routing.gates[layer] if show == "gates" else routing.scores[layer]   # (T, N)
-    labels = [visible(c) for c in routing.tokens]
+    labels = [ui.visible_whitespace(c) for c in routing.tokens]
     other = routing.scores[layer] if show == "gates" else routing.gates[layer]
     custom = np.stack([np.broadcast_to(np.array(labels)[:, None], z.shape), other.round(3)], -1)
     name, other_name = ("gate", "affinity") if show == "gates" else ("affinity", "gate")
@@ -383,7 +370,7 @@ def routing_tab(comp, trained: bool) -> None:
 def specialisation_table(spec) -> pd.DataFrame:
     rows = []
     for p in spec.experts:
-        favourites = ", ".join(f"'{visible(c)}' {rate:.0%} (×{lift:.1f})" for c, rate, lift in p.top) or "—"
+        favourites = ", ".join(f"'{ui.visible_whitespace(c)}' {rate:.0%} (×{lift:.1f})" for c, rate, lift in p.top) or "—"
         rows.append({"expert": p.expert, "load share": p.share, "favourite characters": favourites})
     return pd.DataFrame(rows)
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import cache, ui
 from core import mtp
+from core.train import smooth
 
 DEFAULT_PROMPT = "The history of the city begins in the "
 SOURCE_COLORS = ("transparent", "#FFD8A8", "#B2F2BB", "#D0BFFF", "#FCC2D7")
@@ -53,7 +54,7 @@ def mtp_graph(depth: int) -> str:
 def target_frame(text: str, depth: int) -> pd.DataFrame:
     """Positions as columns, heads as rows: the shifted targets line up diagonally."""
     df = pd.DataFrame(mtp.target_table(text, depth, positions=24)).set_index("position").T
-    return df.map(lambda ch: "␣" if ch == " " else ("⏎" if ch == "\n" else ch))
+    return df.map(lambda ch: ch if ch is None else ui.visible_whitespace(ch))
 
 
 with tab_targets, ui.guard():
@@ -98,11 +99,10 @@ def legend_below_title(fig: go.Figure) -> go.Figure:
 
 def loss_figure(trained) -> go.Figure:
     df = pd.DataFrame(trained.history)
-    span = max(1, len(df) // 30)
     fig = go.Figure()
     for k in range(trained.config.mtp_depth + 1):
         name = "main head (t+1)" if k == 0 else f"MTP {k} (t+{k + 1})"
-        fig.add_scatter(x=df["step"], y=df[f"loss_{k}"].rolling(span, min_periods=1).mean(), name=name,
+        fig.add_scatter(x=df["step"], y=smooth(df[f"loss_{k}"]), name=name,
                         mode="lines", hovertemplate="step %{x}: %{y:.3f} nats<extra>" + name + "</extra>")
     return legend_below_title(ui.style_figure(
         fig, x_title="optimizer step", y_title="cross-entropy (nats / char, smoothed)", height=360,

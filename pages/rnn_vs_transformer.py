@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import cache, ui
 from core import char_data, sequence_models, sequence_probes, sequence_timing
+from core.train import smooth
 from core.validation import ResourceError, ValidationError
 
 KINDS = sequence_models.KINDS
@@ -126,18 +127,10 @@ tabs = st.tabs(["Training", "Unrolling", "Time vs length", "Gradient flow", "LST
 
 
 # ---------------------------------------------------------------- training tab
-def smooth(values: list[float]) -> list[float]:
-    """Trailing mean over a window of about 2 % of the run (little lag, less batch noise)."""
-    k = max(1, len(values) // 50)
-    cum = np.cumsum(np.asarray(values, dtype=float))
-    out = [(cum[i] - (cum[i - k] if i >= k else 0.0)) / min(i + 1, k) for i in range(len(values))]
-    return out
-
-
 def loss_figure(trained) -> go.Figure:
     fig = go.Figure()
     for kind, h in trained.history.items():
-        fig.add_scatter(x=h.steps, y=smooth(h.train_loss), mode="lines", name=LABELS[kind],
+        fig.add_scatter(x=h.steps, y=smooth(h.train_loss, max(1, len(h.train_loss) // 50)), mode="lines", name=LABELS[kind],
                         line={"color": COLORS[kind], "width": 1.5}, legendgroup=kind,
                         hovertemplate="step %{x}: %{y:.3f} nats/char (train, smoothed)<extra>"
                         + LABELS[kind] + "</extra>")
@@ -500,7 +493,7 @@ def gate_figure(trace, gate: str, text: str, units: int) -> go.Figure:
     order = np.argsort(-z.var(axis=0))[:units]                      # most active units first
     z = z[:, order].T                                               # (units, T)
     tanh_like = gate in ("cell candidate g", "new n", "hidden h") or gate == "cell c"
-    chars = [ch if ch.strip() else "␣" if ch == " " else "⏎" for ch in text]
+    chars = [ui.visible_whitespace(ch) for ch in text]
     fig = go.Figure(go.Heatmap(
         z=z, x=list(range(len(chars))), y=[f"unit {u}" for u in order],
         colorscale="RdBu" if tanh_like else "Viridis", zmid=0 if tanh_like else None,
@@ -603,7 +596,7 @@ with tabs[5], ui.guard():
 
 # ---------------------------------------------------------------- attention tab
 def attention_figure(probs: np.ndarray, text: str, title: str) -> go.Figure:
-    chars = [ch if ch.strip() else "␣" if ch == " " else "⏎" for ch in text]
+    chars = [ui.visible_whitespace(ch) for ch in text]
     T = len(chars)
     z = np.where(np.tril(np.ones((T, T), dtype=bool)), probs, np.nan)
     fig = go.Figure(go.Heatmap(

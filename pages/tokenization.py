@@ -292,7 +292,7 @@ def _bpe_replay(model) -> None:
 def _show_bytes(data: bytes) -> str:
     """A token for display: text with visible spaces, or hex for a cut character."""
     try:
-        return data.decode("utf-8").replace(" ", "·").replace("\n", "↵")
+        return ui.visible_whitespace(data.decode("utf-8"), ui.TOKEN_WHITESPACE_MARKS)
     except UnicodeDecodeError:
         return "0x" + data.hex()
 

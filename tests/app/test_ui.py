@@ -37,3 +37,9 @@ def test_browser_driver_looks_for_the_same_marker():
     from bench import browser
 
     assert browser.UNEXPECTED == ui.UNEXPECTED
+
+
+def test_visible_whitespace():
+    assert ui.visible_whitespace("a b\n\tc\r") == "a␣b⏎⇥c␍"
+    assert ui.visible_whitespace(" x\n", ui.TOKEN_WHITESPACE_MARKS) == "·x↵"
+    assert ui.visible_whitespace("<b> é") == "<b>␣é"                 # a label: no escaping, nothing else changed
