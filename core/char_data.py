@@ -127,7 +127,7 @@ class CharCorpus:
     vocab: CharVocab | None = None   # None: the fixed printable-ASCII vocabulary (VOCAB)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=3)          # one corpus per page that trains on it (RNN, MoE, MTP)
 def wiki_corpus(max_chars: int = MAX_CORPUS_CHARS, vocab_size: int | None = None, min_count: int = 1,
                 val_fraction: float = VAL_FRACTION) -> CharCorpus:
     """The Wikipedia sample as character ids, split into train and validation.

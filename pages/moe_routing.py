@@ -289,7 +289,7 @@ def colored_tokens(routing, layer: int, n: int) -> str:
     spans = []
     for i, ch in enumerate(routing.tokens):
         e, known = int(top[i]), bool(routing.known[i])
-        label = ui.escape("⏎" if ch == "\n" else ch)
+        label = ui.escape(ch.replace("\n", ui.WHITESPACE_MARKS["\n"]))          # spaces show as chips
         note = "" if known else " — unknown to the model"
         tip = ui.escape(f"{ui.visible_whitespace(ch)!s} → expert {e} (gate {gates[i, e]:.2f}){note}")
         mark = "" if known else "text-decoration:underline dotted;"
