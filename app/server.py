@@ -4,7 +4,7 @@
 app/main.py through it, adding:
 - ``GET /api/health``  liveness (200 while the process answers);
 - ``GET /api/ready``   readiness (503 until the warm-up has loaded corpus,
-  tokenizers and MiniLM; then 200), with device, queue lengths and memory;
+  tokenizers, MiniLM and the LLM; then 200), with device, queue lengths and memory;
 - ``GET /api/jobs``    the scheduler's recent heavy jobs (who ran when).
 The warm-up starts in a background thread when the server starts.
 """

@@ -1,7 +1,7 @@
 """Liveness, readiness and the job log of a hosted atlas process (for a reverse proxy).
 
 - liveness: the process answers (no model needed).
-- readiness: the warm-up (corpus extraction, tokenizers, MiniLM) has finished,
+- readiness: the warm-up (corpus extraction, tokenizers, MiniLM, the real LLM) has finished,
   so the first visitor of a page does not pay for loading; reports the device,
   the scheduler's queue lengths, memory in use and uptime.
 - jobs: the scheduler's recent heavy jobs (name, device, queued/started/ended,
@@ -29,13 +29,15 @@ _warm_thread: threading.Thread | None = None
 
 
 def default_warm_up_tasks(device: str) -> dict[str, Callable[[], object]]:
-    """What the pages load first: the Wikipedia sample, tokenizers and MiniLM."""
-    from core import corpus, minilm
+    """What the pages load first: the Wikipedia sample, tokenizers, MiniLM and the LLM
+    (SmolLM2-135M-Instruct or ATLAS_LLM_GGUF's file, loaded once per process by core.llm)."""
+    from core import corpus, llm, minilm
 
     tasks: dict[str, Callable[[], object]] = {
         "wikipedia sample": corpus.wiki_articles,
         "MiniLM tokenizer": minilm.load_tokenizer,
         "MiniLM model": lambda: minilm.load_model(device),
+        "LLM": lambda: llm.load_pretrained(device=device),
     }
     try:
         from core import tokenizers

@@ -14,6 +14,10 @@ logits, ``generate`` (greedy or temperature / top-k / top-p with a seed, KV cach
 bytes) and ``trace`` (internals: attention probabilities, the residual stream, what
 each block wrote, logit-lens top tokens; nostalgebraist 2020, "interpreting GPT: the
 logit lens").
+For the page: ``build_prompt`` (a chat or plain text, checked and fitted to the context
+cap), ``token_pieces`` (each token's bytes and span, for core.tokenizers.render_html),
+``next_token_choices`` (the top tokens before and after temperature / top-k / top-p,
+and which filter cut each), ``query_attention`` and ``param_parts``.
 Does not handle: batches of different lengths (no padding), chat templates that
 transform the message text (it is inserted verbatim between the template's parts),
 tool calls, images.
@@ -21,6 +25,7 @@ tool calls, images.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +34,10 @@ from pathlib import Path
 
 import torch
 
-from core.configs import ModelConfig
+from core.configs import ModelConfig, param_count
 from core.device import ensure_triton_backend, oom_guard, pick_device
 from core.gguf_file import GGUFInfo, LoadedFile, load_file, model_path
+from core.memory import kv_cache_bytes_per_token
 from core.nn import (
     BACKENDS,
     DecoderLM,
@@ -41,13 +47,14 @@ from core.nn import (
     sample_token,
 )
 from core.nn.sampling import check_sampling
-from core.validation import ValidationError, check_choice, check_int, check_text
+from core.validation import CheckedText, ValidationError, check_choice, check_int, check_text
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 MODEL_NAMES = (DEFAULT_MODEL,)
 CPU_CONTEXT_CAP = 2048           # longest prompt + generation on a CPU (the model knows 8,192)
 MAX_NEW_TOKENS = 1024            # per generate call
 MAX_PROMPT_CHARS = 50_000        # text before tokenization
+MAX_SYSTEM_CHARS = 10_000        # a chat's system message (build_prompt)
 MAX_TRACE_TOKENS = 256           # trace() keeps (L, H, T, T) probabilities: 30 x 9 x 256^2 floats
 LENS_TOP_K = 5                   # logit-lens tokens kept per (layer, position)
 ROLES = ("system", "user", "assistant")
@@ -143,6 +150,49 @@ class PretrainedLM:
         """Each token's own text (a character split across tokens shows as U+FFFD in each)."""
         return [self.tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
 
+    @functools.cached_property
+    def id_bytes(self) -> tuple[bytes, ...]:
+        """The raw bytes of every id (byte-level BPE); control tokens: their text in UTF-8."""
+        from core.tokenizers import byte_level_decoder
+
+        to_bytes, table = byte_level_decoder(), [b""] * self.config.vocab_size
+        for token, i in self.tokenizer.get_vocab(with_added_tokens=True).items():
+            if 0 <= i < len(table):
+                table[i] = to_bytes(token)
+        for token, i in self._specials.items():
+            table[i] = token.encode("utf-8")
+        return tuple(table)
+
+    def token_pieces(self, ids) -> tuple[str, list]:
+        """(text, tokens): the text ``ids`` spell and a core.tokenizers.Token (id, bytes, character
+        start/end in that text) per id, for core.tokenizers.render_html. Bytes that do not form
+        UTF-8 (a character cut at the end of a generation) are one U+FFFD each."""
+        from core.tokenizers import Token, byte_spans_to_chars
+
+        table = self.id_bytes
+        ids = [int(i) for i in ids]
+        if any(not 0 <= i < len(table) for i in ids):
+            raise ValidationError(f"Token ids must be in 0..{len(table) - 1:,}.")
+        pieces = [table[i] for i in ids]
+        data, lengths = b"".join(pieces), [len(b) for b in pieces]
+        try:
+            text = data.decode("utf-8")
+            starts, ends = byte_spans_to_chars(text, lengths)
+        except UnicodeDecodeError:
+            text, owner = _utf8_chars(data)
+            owner.append(len(text))                      # where an empty piece at the end starts
+            starts, ends, pos = [], [], 0
+            for n in lengths:
+                starts.append(owner[pos])
+                ends.append(owner[pos + n - 1] + 1 if n else owner[pos])
+                pos += n
+        return text, [Token(i, b, a, e) for i, b, a, e in zip(ids, pieces, starts, ends, strict=True)]
+
+    @property
+    def cache_bytes_per_token(self) -> int:
+        """KV-cache bytes one token takes in this model's dtype (core.memory.kv_cache_bytes_per_token)."""
+        return kv_cache_bytes_per_token(self.config, bytes_per_value=torch.empty((), dtype=self.dtype).element_size())
+
     def chat_text(self, messages, add_generation_prompt: bool = True) -> str:
         """The chat template rendered as text, special tokens spelled out."""
         return "".join(part for part, _ in self._chat_parts(messages, add_generation_prompt))
@@ -215,7 +265,7 @@ class PretrainedLM:
         sampling = SamplingConfig(temperature, top_k, top_p, seed)
         return [s.token_id for s in self.stream(ids, max_new_tokens, sampling)]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def stream(self, ids, max_new_tokens: int, sampling: SamplingConfig = SamplingConfig(), *,
                job=None) -> Iterator[GenStep]:
         """Generate token by token: a prefill over the prompt, then one cached forward per token.
@@ -233,7 +283,8 @@ class PretrainedLM:
                     job.check()
                 start = time.perf_counter()
                 logits = self.model(x, cache=cache, last_only=True)[0, -1].float()    # (V,)
-                token = int(sample_token(next_token_distribution(logits, sampling), gen))
+                token = (int(logits.argmax()) if gen is None else                     # greedy: no draw needed
+                         int(sample_token(next_token_distribution(logits, sampling), gen)))
                 seconds = time.perf_counter() - start if self.device.type == "cpu" else _synced(start, self.device)
                 yield self._step(i, token, logits, seconds, cache)
                 if token in self.info.eos_ids:
@@ -284,6 +335,112 @@ def _synced(start: float, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def _utf8_chars(data: bytes) -> tuple[str, list[int]]:
+    """``data`` as text with every byte outside a valid UTF-8 character shown as one U+FFFD,
+    and the character index of every byte."""
+    chars: list[str] = []
+    owner: list[int] = []
+    pos = 0
+    while pos < len(data):
+        lead = data[pos]
+        n = 1 if lead < 0x80 else 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else (
+            4 if 0xF0 <= lead <= 0xF4 else 0)
+        try:
+            ch = data[pos:pos + n].decode("utf-8") if n and pos + n <= len(data) else ""
+        except UnicodeDecodeError:
+            ch = ""
+        if len(ch) != 1:
+            ch, n = "\ufffd", 1
+        owner.extend([len(chars)] * n)
+        chars.append(ch)
+        pos += n
+    return "".join(chars), owner
+
+
+# ---------------------------------------------------------------------- prompts (the page's input)
+@dataclass(frozen=True)
+class Prompt:
+    ids: tuple[int, ...]                     # what the model reads (at most the context cap)
+    text: str                                # what those ids spell (the chat template's tokens included)
+    chat: bool                               # True: the chat template around a user (and system) message
+    cuts: tuple[tuple[CheckedText, int], ...]  # inputs cut to a character cap: (checked, cap)
+    tokens_dropped: int                      # tokens cut from the start to fit the context cap
+
+
+def build_prompt(lm: PretrainedLM, *, chat: bool, text: str, system: str = "") -> Prompt:
+    """The model's input from a page: ``text`` as the user's message in the chat template (with
+    ``system`` as the system message; empty: the template's default) or as plain text.
+    Empty or whitespace-only text is refused; text past its character cap is cut (``cuts``
+    says so); a prompt past the context cap keeps its last ``lm.context_cap`` tokens."""
+    if not isinstance(text, str) or not isinstance(system, str):
+        raise ValidationError("The prompt must be text.")
+    if not text.strip():
+        raise ValidationError("The prompt is only whitespace: type a question or some text."
+                              if text else "The prompt is empty: type a question or some text.")
+    sys_checked = check_text(system, max_chars=MAX_SYSTEM_CHARS, allow_empty=True, name="The system message")
+    sys_text = sys_checked.text if chat else ""
+    cap = MAX_PROMPT_CHARS - len(sys_text)
+    checked = check_text(text, max_chars=cap, name="The prompt")
+    cuts = tuple((c, k) for c, k in ((sys_checked, MAX_SYSTEM_CHARS), (checked, cap)) if c.truncated and (chat or c is checked))
+    if chat:
+        messages = ([{"role": "system", "content": sys_text}] if sys_text.strip() else []) + [
+            {"role": "user", "content": checked.text}]
+        ids = lm.chat_ids(messages)
+    else:
+        ids = lm.encode(checked.text)
+    kept, dropped = fit_tokens(ids, lm.context_cap)
+    return Prompt(kept, lm.decode(kept), bool(chat), cuts, dropped)
+
+
+def fit_tokens(ids, limit: int) -> tuple[tuple[int, ...], int]:
+    """The last ``limit`` ids (the most recent context) and how many were dropped from the start."""
+    limit = check_int("Token limit", limit, 1, 10**9)
+    ids = tuple(int(i) for i in ids)
+    return ids[-limit:], max(0, len(ids) - limit)
+
+
+# ---------------------------------------------------------------------- next-token distribution
+@dataclass(frozen=True)
+class NextTokenChoices:
+    ids: tuple[int, ...]              # the n most likely next tokens, most likely first
+    model_probs: tuple[float, ...]    # their probability as the model gives it (temperature 1, no filters)
+    temp_probs: tuple[float, ...]     # after the temperature alone (greedy: the one-hot)
+    probs: tuple[float, ...]          # after temperature, top-k and top-p, renormalised (0: cut)
+    cut_by: tuple[str | None, ...]    # "greedy", "top-k", "top-p", or None (kept)
+    kept: int                         # tokens of the whole vocabulary left with probability > 0
+    kept_mass: float                  # their share of the temperature-only distribution
+    sampled: int                      # the token a seeded draw picks (Generate's first token)
+    sampled_prob: float               # its probability after the filters
+    entropy_bits: float               # entropy of the reshaped distribution
+
+
+def next_token_choices(logits: torch.Tensor, sampling: SamplingConfig, n: int = 20) -> NextTokenChoices:
+    """What temperature, top-k and top-p (core.nn.sampling) do to the next-token distribution
+    (logits (V,)): the ``n`` most likely tokens before and after, which filter cut each, and the
+    token a draw with ``sampling.seed`` picks, as PretrainedLM.stream's first step does on the
+    same device."""
+    vocab = logits.shape[-1]
+    check_sampling(sampling, vocab)
+    n = check_int("Tokens shown", n, 1, min(200, vocab))
+    logits = logits.float().reshape(vocab)                                       # (V,)
+    model = logits.softmax(-1)
+    final = next_token_distribution(logits, sampling)                            # (V,)
+    t = sampling.temperature
+    temp = (logits / t).softmax(-1) if t else final
+    k_only = (next_token_distribution(logits, SamplingConfig(t, sampling.top_k, None, sampling.seed))
+              if t and sampling.top_k is not None else None)
+    top = model.topk(n).indices
+    cut = [None if final[i] > 0 else "greedy" if not t else
+           "top-k" if k_only is not None and k_only[i] == 0 else "top-p" for i in top.tolist()]
+    gen = torch.Generator(device=logits.device).manual_seed(sampling.seed) if t else None
+    sampled = int(sample_token(final, gen))
+    nz = final[final > 0]
+    return NextTokenChoices(
+        tuple(top.tolist()), tuple(model[top].tolist()), tuple(temp[top].tolist()), tuple(final[top].tolist()),
+        tuple(cut), int((final > 0).sum()), float(temp[final > 0].sum()), sampled, float(final[sampled]),
+        max(0.0, float(-(nz * nz.log2()).sum())))
+
+
 # ---------------------------------------------------------------------- chat template
 def check_messages(messages) -> list[dict]:
     """A list of {"role", "content"} with known roles and text content, in total at most
@@ -330,6 +487,13 @@ def attention_sink_share(trace: Trace) -> torch.Tensor:
     return trace.attention[:, :, 1:, 0].mean(dim=(1, 2))                             # (L,)
 
 
+def uniform_sink_share(n_tokens: int) -> float:
+    """What attention_sink_share would be if every query spread its attention evenly over the
+    tokens it sees: the mean of 1 / (q + 1) over the queries q = 1 .. T - 1 (1.0 for one token)."""
+    n_tokens = check_int("Tokens", n_tokens, 1, 10**7)
+    return 1.0 if n_tokens == 1 else sum(1.0 / (q + 1) for q in range(1, n_tokens)) / (n_tokens - 1)
+
+
 def final_rank_by_layer(trace: Trace) -> tuple[torch.Tensor, torch.Tensor]:
     """For the model's final top-1 token at the last position: its rank (0 = top) and
     probability under the logit lens of each layer, (L + 1,) each."""
@@ -348,6 +512,47 @@ def block_effects(lens: torch.Tensor, k: int = 5) -> list[dict]:
     return [{"layer": i, "promoted": list(zip(up.indices[i].tolist(), up.values[i].tolist(), strict=False)),
              "suppressed": list(zip(down.indices[i].tolist(), (-down.values[i]).tolist(), strict=False))}
             for i in range(delta.shape[0])]
+
+
+def query_attention(trace: Trace, position: int, head: int | None = None) -> torch.Tensor:
+    """(L, T) what the token at ``position`` attends to in every layer: one query head's
+    probabilities, or their mean over the heads (``head`` None)."""
+    L, H, T, _ = trace.attention.shape
+    position = check_int("Position", position, 0, T - 1)
+    rows = trace.attention[:, :, position, :]                                     # (L, H, T)
+    if head is None:
+        return rows.mean(dim=1)
+    return rows[:, check_int("Head", head, 0, H - 1)]                               # (L, T)
+
+
+PARTS = (
+    ("embedding", "token embedding table (tied: the output head too)"),
+    ("attention", "q, k, v and output projections"),
+    ("dense_mlp", "MLP: gate, up and down projections"),
+    ("norms", "norm weights (2 per block + the final norm)"),
+    ("head", "output head (0 when tied to the embedding)"),
+)
+
+
+def _part_of(name: str) -> str:
+    """Which PARTS entry a DecoderLM parameter belongs to, by its name."""
+    if name.startswith("embed."):
+        return "embedding"
+    if name.startswith("head."):
+        return "head"
+    if name.endswith("norm.weight") or name.endswith("norm.bias"):
+        return "norms"
+    return "attention" if ".attn." in name else "dense_mlp"
+
+
+def param_parts(lm: PretrainedLM) -> list[dict]:
+    """Per part: core.configs.param_count's formula and the parameters of the loaded model
+    (each tensor once: a tied head is not counted twice)."""
+    formula = param_count(lm.config)
+    loaded = dict.fromkeys(formula, 0)
+    for name, p in lm.model.named_parameters():
+        loaded[_part_of(name)] += p.numel()
+    return [{"part": part, "what": what, "formula": formula[part], "loaded": loaded[part]} for part, what in PARTS]
 
 
 def generation_stats(steps: list[GenStep]) -> dict:

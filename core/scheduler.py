@@ -6,7 +6,10 @@ two trainings at once slow everyone down. Heavy work therefore runs inside
 ``heavy_job(...)``: jobs on the same device run one after another in arrival
 order (FIFO), a waiting caller is told how many jobs are ahead of it, and every
 job has a time limit that the work checks cooperatively (``job.check()``) or
-that a launcher of worker processes enforces by killing them.
+that a launcher of worker processes enforces by killing them. Each device's queue
+has a cap (ATLAS_MAX_QUEUE jobs running or waiting, default 16): past it a new job
+is refused at once with :class:`QueueFull` ("the server is busy") instead of
+waiting behind a crowd.
 
 Does not handle: fairness between processes (several server replicas each have
 their own queue) or pre-emption of a job that never calls ``check()``.
@@ -32,6 +35,8 @@ DEFAULT_TIME_LIMIT_S = 300.0   # a job may run this long unless it asks for less
 MAX_TIME_LIMIT_S = 1800.0      # no job may ask for more
 DEFAULT_MAX_WAIT_S = 900.0     # a caller gives up waiting after this long
 JOB_CAP_ENV = "ATLAS_MAX_JOB_SECONDS"   # an operator's cap on every job's time limit
+DEFAULT_MAX_QUEUE = 16         # jobs running or waiting per device before new ones are refused
+QUEUE_CAP_ENV = "ATLAS_MAX_QUEUE"       # an operator's cap on each device's queue
 
 
 def device_key(device) -> str:
@@ -56,12 +61,25 @@ def job_time_cap() -> float:
     return min(max(cap, 0.1), MAX_TIME_LIMIT_S)
 
 
+def queue_cap() -> int:
+    """Jobs (running or waiting) a device's queue holds: ATLAS_MAX_QUEUE, else DEFAULT_MAX_QUEUE."""
+    try:
+        cap = int(os.environ.get(QUEUE_CAP_ENV, DEFAULT_MAX_QUEUE))
+    except ValueError:
+        cap = DEFAULT_MAX_QUEUE
+    return max(cap, 1)
+
+
 class JobTimeout(ResourceError):
     """A heavy job ran past its time limit and was stopped."""
 
 
 class QueueTimeout(ResourceError):
     """A heavy job waited too long for its device."""
+
+
+class QueueFull(ResourceError):
+    """A device's queue was at its cap: the job was refused without waiting."""
 
 
 @dataclass
@@ -73,7 +91,7 @@ class JobRecord:
     queued_at: float                  # time.time() when it asked for the device
     started_at: float | None = None   # when it got the device
     ended_at: float | None = None
-    status: str = "queued"            # queued | running | done | timeout | error | gave-up
+    status: str = "queued"            # queued | running | done | timeout | error | gave-up | refused
 
 
 @dataclass
@@ -142,7 +160,7 @@ class DeviceScheduler:
             yield nested
             return
         record = JobRecord(next(self._ids), name, key, limit, time.time())
-        self._enqueue(record)
+        self._enqueue(record)             # QueueFull: refused before it holds a place
         try:
             self._wait_turn(record, on_wait, max_wait_s, poll_s)
             job = Job(record, deadline=time.monotonic() + limit)
@@ -168,9 +186,20 @@ class DeviceScheduler:
         return None
 
     def _enqueue(self, record: JobRecord) -> None:
+        """Join the device's queue, or raise QueueFull when it already holds queue_cap() jobs."""
+        cap = queue_cap()
         with self._cond:
-            self._queues.setdefault(record.device, deque()).append(record.job_id)
+            queue = self._queues.setdefault(record.device, deque())
             self._log.append(record)
+            if len(queue) >= cap:
+                record.status, record.ended_at = "refused", time.time()
+                log.warning("refused job %d %r: %d jobs on %s", record.job_id, record.name, len(queue),
+                            record.device)
+                raise QueueFull(
+                    f"The server is busy: {len(queue)} jobs are already running or waiting for the "
+                    f"{_device_word(record.device)} (the limit is {cap}). Try again in a minute."
+                )
+            queue.append(record.job_id)
         log.info("queued job %d %r on %s", record.job_id, record.name, record.device)
 
     def _wait_turn(self, record, on_wait, max_wait_s, poll_s) -> None:
@@ -217,6 +246,10 @@ class DeviceScheduler:
             record.ended_at = time.time()
             self._cond.notify_all()
         log.info("ended job %d %r: %s", record.job_id, record.name, record.status)
+
+
+def _device_word(key: str) -> str:
+    return "GPU" if key.startswith("cuda") else key.upper() if key in ("cpu", "mps") else key
 
 
 _SCHEDULER = DeviceScheduler()

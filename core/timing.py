@@ -68,6 +68,32 @@ def time_fn(
     )
 
 
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device | str,
+    *,
+    warmup: int = 1,
+    repeats: int = 5,
+) -> dict[str, Timing]:
+    """Time several functions in turns; a median per name.
+
+    Each repeat runs every function once, in reverse order every other repeat, so
+    a machine that gets busier or quieter during the run (other processes, clock
+    changes) affects them alike: the ratios of their medians are what to compare.
+    """
+    dev = torch.device(device)
+    names = list(fns)
+    for _ in range(max(warmup, 0)):
+        for name in names:
+            fns[name]()
+    synchronize(dev)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(max(repeats, 1)):
+        for name in names if r % 2 == 0 else names[::-1]:
+            samples[name].append(_one_run_ms(fns[name], dev))
+    return {name: Timing(statistics.median(s), min(s), max(s), len(s), tuple(s)) for name, s in samples.items()}
+
+
 def _one_run_ms(fn: Callable[[], object], dev: torch.device) -> float:
     if dev.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -51,6 +51,7 @@ import gc
 import gzip
 import hashlib
 import importlib.util
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -667,20 +668,26 @@ class ViewOptions:
 
 
 def render_html(text: str, tokens: list[Token], special_ids: frozenset[int] = frozenset(),
-                options: ViewOptions = ViewOptions(), unk_id: int | None = None) -> str:
+                options: ViewOptions = ViewOptions(), unk_id: int | None = None,
+                colours: list[str] | None = None, notes: list[str] | None = None) -> str:
     """Tokens as coloured, hoverable spans (HTML, every piece of text escaped).
 
     Tokens that share a character (byte-level BPE cutting a UTF-8 character)
     are drawn as one group: the character(s) on top, the byte pieces below.
     Text no token covers (WordPiece drops whitespace) is drawn grey.
+    ``colours`` (one hex colour per token, "#ffd8a8") replaces the cycling palette and
+    ``notes`` (one line per token) extends each hover text: a generation coloured by
+    each token's probability, say.
     """
     import html
 
     esc = html.escape
     shown = tokens[: options.max_tokens]
+    style = _TokenStyle([_hex_colour(c) for c in colours] if colours is not None else None,
+                        [esc(str(n), quote=True) for n in notes] if notes is not None else None)
     has_invisible = not _all_visible(text)
     titles: dict[int, str] = {}                 # id -> escaped hover text (ids repeat: cache)
-    spans: dict[tuple[str, int, int], str] = {}  # (text, id, colour) -> finished span
+    spans: dict[tuple, str] = {}                # (text, id, colour) -> finished span
     out, pos, i, n = [VIEW_CSS, '<div class="tkv">'], 0, 0, len(shown)
     while i < n:
         tok = shown[i]
@@ -691,15 +698,15 @@ def render_html(text: str, tokens: list[Token], special_ids: frozenset[int] = fr
             end = max(end, shown[j].end)
             j += 1
         if j == i + 1:
-            key = (text[tok.start:tok.end], tok.id, i & 7)
+            key = (text[tok.start:tok.end], tok.id, *style.key(i))
             span = spans.get(key)
             if span is None:
                 label = _show(key[0], options, has_invisible, esc)
-                span = spans[key] = _span(i, tok, label, special_ids, unk_id, titles)
+                span = spans[key] = _span(i, tok, label, special_ids, unk_id, titles, style)
             out.append(span)
         else:
-            chips = "".join(_span(k, shown[k], _piece_label(shown[k].bytes, esc), special_ids, unk_id, titles)
-                            for k in range(i, j))
+            chips = "".join(_span(k, shown[k], _piece_label(shown[k].bytes, esc), special_ids, unk_id, titles,
+                                  style) for k in range(i, j))
             chars = _show(text[tok.start:end], options, has_invisible, esc)
             out.append(f'<span class="g"><span>{chars}</span><span class="gb">{chips}</span></span>')
         pos, i = max(pos, end), j
@@ -711,15 +718,40 @@ def render_html(text: str, tokens: list[Token], special_ids: frozenset[int] = fr
     return "".join(out)
 
 
-def _span(index: int, tok: Token, label: str, special_ids, unk_id, titles: dict[int, str]) -> str:
+def _span(index: int, tok: Token, label: str, special_ids, unk_id, titles: dict[int, str],
+          style: _TokenStyle | None = None) -> str:
     cls = "sp" if tok.id in special_ids else ("unk" if tok.id == unk_id else _COLOURS[index % 8])
     title = titles.get(tok.id)
     if title is None:
         title = titles[tok.id] = _title(tok)
-    return f'<span class="t {cls}" title="{title}">{label}</span>'
+    if style is None or (style.colours is None and style.notes is None):
+        return f'<span class="t {cls}" title="{title}">{label}</span>'
+    colour, note = style.key(index)
+    css = f' style="background:{colour}"' if isinstance(colour, str) and cls.startswith("c") else ""
+    return f'<span class="t {cls}"{css} title="{title}{" · " + note if note else ""}">{label}</span>'
 
 
 _COLOURS = tuple(f"c{k}" for k in range(8))
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}")
+
+
+@dataclass(frozen=True)
+class _TokenStyle:
+    colours: list[str] | None    # per token: a background, or None (the cycling palette)
+    notes: list[str] | None      # per token: extra hover text, already escaped
+
+    def key(self, index: int) -> tuple:
+        """(colour, note) of token ``index``; (index % 8, None) without colours (the palette)."""
+        colour = self.colours[index] if self.colours is not None and index < len(self.colours) else index & 7
+        note = self.notes[index] if self.notes is not None and index < len(self.notes) else None
+        return colour, note
+
+
+def _hex_colour(value) -> str:
+    """Only "#rgb" ... "#rrggbbaa" reach a style attribute; anything else is a ValueError."""
+    if not isinstance(value, str) or not _HEX_COLOUR.fullmatch(value):
+        raise ValueError(f"not a hex colour: {value!r}")
+    return value
 
 
 def _title(tok: Token) -> str:

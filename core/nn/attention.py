@@ -163,6 +163,16 @@ class KVCache:
         return sum(t.untyped_storage().nbytes() for ks in (self._k, self._v) for t in ks if t is not None)
 
 
+def _project_qkv(qkv: nn.Linear, x: torch.Tensor, sizes: list[int]):
+    """q, k, v (B, T, width each) from the fused projection: one matmul, except for inference on a
+    CPU, where one matmul per slice of the weight is faster (bench/llm.py); with gradients on,
+    autograd saves the same tensors as always."""
+    if x.device.type != "cpu" or torch.is_grad_enabled():
+        return qkv(x).split(sizes, dim=-1)
+    biases = qkv.bias.split(sizes) if qkv.bias is not None else (None,) * len(sizes)
+    return [F.linear(x, w, b) for w, b in zip(qkv.weight.split(sizes), biases, strict=True)]
+
+
 @dataclass(frozen=True)
 class AttentionShape:
     d_model: int          # model width
@@ -190,8 +200,8 @@ class SelfAttention(nn.Module):
         """x (B, T, d_model) -> (out (B, T, d_model), probs (B, H, T, T_k) or None)."""
         B, T, _ = x.shape
         s = self.shape
-        q, k, v = self.qkv(x).split([s.n_heads * s.head_dim, s.n_kv_heads * s.head_dim,
-                                     s.n_kv_heads * s.head_dim], dim=-1)
+        q, k, v = _project_qkv(self.qkv, x, [s.n_heads * s.head_dim, s.n_kv_heads * s.head_dim,
+                                             s.n_kv_heads * s.head_dim])
         q = q.view(B, T, s.n_heads, s.head_dim).transpose(1, 2)                  # (B, H, T, D)
         k = k.view(B, T, s.n_kv_heads, s.head_dim).transpose(1, 2)               # (B, H_kv, T, D)
         v = v.view(B, T, s.n_kv_heads, s.head_dim).transpose(1, 2)               # (B, H_kv, T, D)

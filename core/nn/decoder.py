@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
@@ -118,7 +119,7 @@ class DecoderLM(nn.Module):
     def unembed(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm and head: (..., d) residual stream -> (..., V) logits."""
         h = self.norm(h)
-        return h @ self.embed.weight.T if self.head is None else self.head(h)
+        return F.linear(h, self.embed.weight) if self.head is None else self.head(h)
 
     def forward(self, ids: torch.Tensor, *, cache: KVCache | None = None, backend: str = "sdpa",
                 positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,

@@ -11,16 +11,26 @@ from core.corpus import wiki_text
 from core.gguf_file import open_reader, read_configs, shipped_path
 from core.llm import (
     MAX_NEW_TOKENS,
+    MAX_PROMPT_CHARS,
+    MAX_SYSTEM_CHARS,
     MAX_TRACE_TOKENS,
+    Trace,
     attention_sink_share,
     block_effects,
+    build_prompt,
     final_rank_by_layer,
+    fit_tokens,
     generation_stats,
+    next_token_choices,
+    param_parts,
+    query_attention,
+    uniform_sink_share,
 )
 from core.memory import kv_cache_bytes_per_token
 from core.nn import SamplingConfig
 from core.validation import ValidationError
 
+TRACE_REST = ("residual", "attn_out", "mlp_out", "lens_top_ids", "lens_top_probs", "lens_last", "logits")
 TEXTS = [
     "Hello world",
     "In 2024, 1,234,567 people paid $3.50 each (about 4.3 M USD).",
@@ -150,6 +160,10 @@ def test_trace_is_consistent(smollm):
     assert ranks.shape == (L + 1,) and int(ranks[-1]) == 0 and probs.shape == (L + 1,)
     sink = attention_sink_share(tr)
     assert sink.shape == (L,) and float(sink.min()) >= 0 and float(sink.max()) <= 1
+    even = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1)[:, None]          # (T, T) uniform rows
+    flat = Trace(tr.ids, even.expand(L, H, T, T), *[getattr(tr, f) for f in TRACE_REST])
+    torch.testing.assert_close(attention_sink_share(flat), torch.full((L,), uniform_sink_share(T)))
+    assert uniform_sink_share(1) == 1.0 and uniform_sink_share(3) == pytest.approx((1 / 2 + 1 / 3) / 2)
     effects = block_effects(tr.lens_last, k=3)
     assert len(effects) == L and len(effects[0]["promoted"]) == 3
     assert effects[0]["promoted"][0][1] >= effects[0]["promoted"][-1][1] > 0
@@ -207,3 +221,97 @@ def test_cpu_context_cap(smollm):
 def test_sampling_config_in_stream_is_validated(smollm):
     with pytest.raises(ValidationError):
         list(smollm.stream([1, 2], 3, SamplingConfig(temperature=0.0, top_k=3)))
+
+
+# ---------------------------------------------------------------------- what the page asks for
+def test_build_prompt_chat_and_plain(smollm):
+    question = "What is the capital of France?"
+    chat = build_prompt(smollm, chat=True, text=question)
+    assert chat.ids == tuple(smollm.chat_ids([{"role": "user", "content": question}]))
+    assert chat.text == smollm.chat_text([{"role": "user", "content": question}])
+    assert chat.chat and not chat.cuts and chat.tokens_dropped == 0
+    own = build_prompt(smollm, chat=True, text=question, system="Answer in French.")
+    assert "Answer in French." in own.text and "SmolLM" not in own.text      # replaces the default
+    plain = build_prompt(smollm, chat=False, text="The Eiffel Tower is in", system="ignored")
+    assert plain.ids == tuple(smollm.encode("The Eiffel Tower is in")) and not plain.chat
+
+
+def test_build_prompt_caps_characters_and_tokens(smollm):
+    long = build_prompt(smollm, chat=False, text="ab " * 30_000)             # 90,000 characters
+    (checked, cap), = long.cuts
+    assert checked.truncated and cap == MAX_PROMPT_CHARS and checked.original_chars == 90_000
+    assert len(long.ids) == smollm.context_cap and long.tokens_dropped > 0
+    assert long.ids == tuple(smollm.encode(checked.text))[-smollm.context_cap:]   # the last tokens stay
+    big_system = build_prompt(smollm, chat=True, text="hi", system="s" * (MAX_SYSTEM_CHARS + 5))
+    assert [c.truncated for c, _ in big_system.cuts] == [True]
+    assert fit_tokens([1, 2, 3, 4], 2) == ((3, 4), 2) and fit_tokens([1], 5) == ((1,), 0)
+
+
+@pytest.mark.parametrize("text, message", [("", "empty"), ("  \n\t ", "only whitespace"), (None, "text")])
+def test_build_prompt_refuses_empty_text(smollm, text, message):
+    with pytest.raises(ValidationError, match=message):
+        build_prompt(smollm, chat=True, text=text)
+
+
+def test_token_pieces_rebuild_the_text_and_mark_cut_characters(smollm):
+    from core.tokenizers import render_html
+
+    ids = smollm.chat_ids([{"role": "user", "content": "東京 <b>&</b> 😀"}])
+    text, tokens = smollm.token_pieces(ids)
+    assert text == smollm.decode(ids) and b"".join(t.bytes for t in tokens) == text.encode("utf-8")
+    assert [t.id for t in tokens] == ids and tokens[0].bytes == b"<|im_start|>"
+    html = render_html(text, tokens, frozenset(smollm.info.control_ids))
+    assert "<b>" not in html and "</b>" not in html and "&lt;" in html and 'class="t sp"' in html
+    cut = smollm.encode("東京 😀")[:-1]                   # the emoji's last byte is missing
+    text, tokens = smollm.token_pieces(cut)
+    assert text.startswith("東京 ") and text.endswith("\ufffd" * 3)  # one U+FFFD per stray byte
+    assert tokens[-1].end == len(text) and all(t.start < t.end for t in tokens)
+    with pytest.raises(ValidationError, match="Token ids"):
+        smollm.token_pieces([smollm.config.vocab_size])
+
+
+def test_next_token_choices_show_what_each_filter_cuts(smollm):
+    ids = smollm.chat_ids(CHATS[0])
+    logits = smollm.logits(ids)[0, -1]
+    plain = next_token_choices(logits, SamplingConfig(temperature=1.0), n=20)
+    torch.testing.assert_close(torch.tensor(plain.model_probs), logits.softmax(-1).topk(20).values)
+    assert plain.cut_by == (None,) * 20 and plain.kept == smollm.config.vocab_size
+    assert list(plain.model_probs) == sorted(plain.model_probs, reverse=True)
+    greedy = next_token_choices(logits, SamplingConfig(), n=5)
+    assert greedy.sampled == greedy.ids[0] == int(logits.argmax()) and greedy.kept == 1
+    assert greedy.cut_by == (None, "greedy", "greedy", "greedy", "greedy") and greedy.entropy_bits == 0.0
+    k = next_token_choices(logits, SamplingConfig(temperature=0.7, top_k=3), n=6)
+    assert k.cut_by == (None, None, None, "top-k", "top-k", "top-k") and k.kept == 3
+    assert sum(k.probs) == pytest.approx(1.0) and k.temp_probs[0] > plain.model_probs[0]   # T < 1 sharpens
+    p = next_token_choices(logits, SamplingConfig(temperature=1.0, top_p=0.3), n=6)
+    kept = p.kept
+    assert p.cut_by[:kept] == (None,) * kept and set(p.cut_by[kept:]) == {"top-p"}
+    assert sum(plain.model_probs[: kept - 1]) < 0.3 <= sum(plain.model_probs[:kept])
+    for cfg in (SamplingConfig(temperature=1.2, top_k=50, seed=11), SamplingConfig(temperature=0.8, top_p=0.9, seed=4)):
+        first = next(iter(smollm.stream(ids, 1, cfg))).token_id
+        assert next_token_choices(logits, cfg).sampled == first          # Generate's first draw
+    with pytest.raises(ValidationError, match="Top-p"):
+        next_token_choices(logits, SamplingConfig(temperature=1.0, top_p=0.0))
+
+
+def test_query_attention_param_parts_and_cache_bytes(smollm):
+    ids = smollm.encode("The Eiffel Tower is in the city of")
+    tr = smollm.trace(ids)
+    T = len(ids)
+    mean = query_attention(tr, T - 1)
+    assert mean.shape == (30, T)
+    torch.testing.assert_close(mean.sum(-1), torch.ones(30), atol=1e-5, rtol=0)
+    torch.testing.assert_close(query_attention(tr, T - 1, head=4), tr.attention[:, 4, T - 1])
+    with pytest.raises(ValidationError, match="Head"):
+        query_attention(tr, 0, head=9)
+    parts = param_parts(smollm)
+    assert [r["formula"] for r in parts] == [r["loaded"] for r in parts]
+    assert sum(r["formula"] for r in parts) == 134_515_008
+    assert smollm.cache_bytes_per_token == kv_cache_bytes_per_token(smollm.config, bytes_per_value=4)
+
+
+def test_warm_up_loads_the_same_model(smollm):
+    from core import health
+
+    tasks = health.default_warm_up_tasks("cpu")
+    assert tasks["LLM"]() is smollm                     # /api/ready waits for the page's model

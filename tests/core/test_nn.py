@@ -324,3 +324,22 @@ def test_run_blocks_on_embeddings_equals_forward():
         torch.testing.assert_close(logits, model(ids), atol=1e-12, rtol=0)
         (g,) = torch.autograd.grad(logits[:, -1].sum(), [x])
         assert float(g[:, 0].abs().sum()) > 0                      # the last position reads the first
+
+
+@pytest.mark.parametrize("qkv_bias", [False, True])
+def test_cpu_inference_split_matmuls_equal_the_fused_ones(qkv_bias):
+    """Without gradients a CPU runs q/k/v and gate/up as matmuls on weight slices (faster there);
+    with gradients the one fused matmul (the reference) runs. Same numbers either way."""
+    from core.nn import SelfAttention, SwiGLU
+    from core.nn.attention import AttentionShape
+
+    torch.manual_seed(0)
+    mlp = SwiGLU(48, 80)
+    attn = SelfAttention(AttentionShape(48, 6, 2, 8, qkv_bias=qkv_bias))
+    x = torch.randn(2, 7, 48)
+    rope = rope_cos_sin(torch.arange(7), 8, 10000.0, torch.float32)
+    fused_mlp, (fused_attn, _) = mlp(x), attn(x, rope=rope)                   # grad enabled: fused
+    with torch.no_grad():
+        split_mlp, (split_attn, _) = mlp(x), attn(x, rope=rope)
+    torch.testing.assert_close(split_mlp, fused_mlp.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(split_attn, fused_attn.detach(), atol=1e-6, rtol=1e-5)

@@ -1,4 +1,4 @@
-"""core.scheduler: one job at a time per device, FIFO, time limits, re-entrancy."""
+"""core.scheduler: one job at a time per device, FIFO, time limits, re-entrancy, the queue cap."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from core.scheduler import DeviceScheduler, JobTimeout, QueueTimeout
+from core.scheduler import DEFAULT_MAX_QUEUE, DeviceScheduler, JobTimeout, QueueFull, QueueTimeout, queue_cap
 
 
 def test_jobs_on_one_device_never_overlap_and_run_in_order():
@@ -144,3 +144,67 @@ def test_device_keys_name_physical_devices():
     sched = DeviceScheduler()
     with sched.job("a", "cuda"):
         assert sched.queue_length("cuda:0") == 1
+
+
+def _fill_queue(sched, device: str, waiting: int):
+    """One job holding ``device`` and ``waiting`` more queued behind it; returns (release, threads)."""
+    release, holding = threading.Event(), threading.Event()
+
+    def hog():
+        with sched.job("hog", device):
+            holding.set()
+            release.wait(10)
+
+    def waiter():
+        with sched.job("waiter", device, poll_s=0.01):
+            pass
+
+    threads = [threading.Thread(target=hog)]
+    threads[0].start()
+    holding.wait(2)
+    for _ in range(waiting):
+        threads.append(threading.Thread(target=waiter))
+        threads[-1].start()
+    deadline = time.monotonic() + 5
+    while sched.queue_length(device) < 1 + waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return release, threads
+
+
+def test_full_queue_refuses_at_once_and_frees_up(monkeypatch):
+    monkeypatch.setenv("ATLAS_MAX_QUEUE", "3")
+    sched = DeviceScheduler()
+    release, threads = _fill_queue(sched, "cpu", waiting=2)
+    assert sched.queue_length("cpu") == 3
+    started = time.monotonic()
+    with pytest.raises(QueueFull, match="server is busy: 3 jobs .* CPU .* limit is 3"), sched.job("late", "cpu"):
+        pass
+    assert time.monotonic() - started < 1.0        # refused, not queued behind the others
+    assert sched.queue_length("cpu") == 3           # the refused job took no place
+    assert sched.records()[-1].status == "refused"
+    with sched.job("gpu work", "cuda:0"):           # other devices have their own queue
+        pass
+    release.set()
+    for t in threads:
+        t.join(5)
+    with sched.job("after", "cpu") as job:           # room again once the queue drains
+        assert job.remaining_s > 0
+    assert [r.status for r in sched.records()].count("done") == 5
+
+
+def test_nested_job_is_not_refused_by_a_full_queue(monkeypatch):
+    monkeypatch.setenv("ATLAS_MAX_QUEUE", "1")
+    sched = DeviceScheduler()
+    with sched.job("outer", "cpu") as outer, sched.job("inner", "cpu") as inner:
+        assert inner is outer                         # the owner re-enters; it does not queue again
+
+
+def test_queue_cap_setting(monkeypatch):
+    monkeypatch.delenv("ATLAS_MAX_QUEUE", raising=False)
+    assert queue_cap() == DEFAULT_MAX_QUEUE == 16
+    monkeypatch.setenv("ATLAS_MAX_QUEUE", "4")
+    assert queue_cap() == 4
+    monkeypatch.setenv("ATLAS_MAX_QUEUE", "0")
+    assert queue_cap() == 1                           # at least the running job
+    monkeypatch.setenv("ATLAS_MAX_QUEUE", "lots")
+    assert queue_cap() == DEFAULT_MAX_QUEUE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from core.timing import peak_memory_bytes, time_fn
+from core.timing import peak_memory_bytes, time_fn, time_interleaved
 
 
 def test_time_fn_counts_warmup_and_repeats():
@@ -28,3 +28,12 @@ def test_time_fn_runs_real_torch_work():
 
 def test_peak_memory_unknown_on_cpu():
     assert peak_memory_bytes(lambda: torch.ones(10), "cpu") is None
+
+
+def test_time_interleaved_takes_turns_and_alternates_the_order():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    result = time_interleaved(fns, "cpu", warmup=1, repeats=4)
+    assert calls == ["a", "b"] + ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert set(result) == {"a", "b"} and all(t.repeats == 4 for t in result.values())
+    assert all(t.min_ms <= t.median_ms <= t.max_ms for t in result.values())

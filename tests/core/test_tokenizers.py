@@ -282,6 +282,19 @@ def test_render_html_caps_drawn_tokens():
     assert f"{len(tokens) - 10} more tokens not drawn" in html
 
 
+def test_render_html_own_colours_and_notes():
+    text = "Hi <b>there</b> 東"
+    tokens = T.encode("cl100k_base", text)
+    colours = ["#ffd8a8"] * len(tokens)
+    notes = [f"p = 0.{k} <i>" for k in range(len(tokens))]
+    html = T.render_html(text, tokens, colours=colours, notes=notes)
+    assert html.count('style="background:#ffd8a8"') == len(tokens)
+    assert "p = 0.1 &lt;i&gt;" in html and "<i>" not in html and "<b>" not in html
+    assert 'class="g"' in html                    # 東's byte pieces keep their group, and their notes
+    with pytest.raises(ValueError, match="hex colour"):
+        T.render_html(text, tokens, colours=['red;" onmouseover="x'] * len(tokens))
+
+
 def test_render_html_wordpiece_gaps():
     text = "Hello,   World"
     html = T.render_html(text, T.encode("bert-wordpiece", text))
