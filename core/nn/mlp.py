@@ -25,9 +25,10 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and not torch.is_grad_enabled():
-            gate, up = (F.linear(x, w) for w in self.gate_up.weight.chunk(2, dim=0))   # (B, T, d_ff) each
-        else:
-            gate, up = self.gate_up(x).chunk(2, dim=-1)                # (B, T, d_ff) each
+            w_gate, w_up = self.gate_up.weight.chunk(2, dim=0)          # (d_ff, d) each, views
+            h = F.silu(F.linear(x, w_gate), inplace=True).mul_(F.linear(x, w_up))      # (B, T, d_ff)
+            return self.down(h)                                         # (B, T, d_model)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)                    # (B, T, d_ff) each
         return self.down(F.silu(gate) * up)                            # (B, T, d_model)
 
 
