@@ -40,6 +40,8 @@ PAGES: tuple[PageSpec, ...] = (
              "Text & embeddings",
              "InfoNCE on MiniLM sentence pairs, the log N bound, and a CPC model trained live."),
     # Architectures
+    PageSpec("llm.py", "Inside a real LLM", ":material/psychology:", "Architectures",
+             "SmolLM2-135M-Instruct on our own blocks: next-token odds, generation, attention, logit lens."),
     PageSpec("rnn_vs_transformer.py", "RNN vs Transformer", ":material/timeline:", "Architectures",
              "RNN, LSTM, GRU and a Transformer trained live: unrolling, measured time, gradients, memory."),
     PageSpec("mla.py", "Multi-head latent attention", ":material/compress:", "Architectures",
