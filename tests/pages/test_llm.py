@@ -147,3 +147,32 @@ def test_plain_text_and_the_chinese_example(page):
     assert at.radio(key="llm_mode").value == "Chat" and "首都" in at.text_area(key="llm_text").value
     at.selectbox(key="llm_example").set_value("Capital of France (chat)").run()
     assert_clean(at)
+
+
+def test_a_full_queue_says_the_server_is_busy(page, monkeypatch):
+    """ATLAS_MAX_QUEUE=1 and another job holding the CPU: Generate is refused at once, with a message."""
+    import threading
+
+    from core.scheduler import heavy_job
+
+    monkeypatch.setenv("ATLAS_MAX_QUEUE", "1")
+    holding, release = threading.Event(), threading.Event()
+
+    def hog():
+        with heavy_job("another session's training", "cpu"):
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hog)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        at = _tab(page, "Generate")
+        at.number_input(key="llm_max_new").set_value(3).run()
+        at.button(key="llm_gen_btn").click().run()
+        assert_clean(at)
+        assert any("server is busy" in e for e in errors(at)), errors(at)
+    finally:
+        release.set()
+        thread.join(10)
+    at.number_input(key="llm_max_new").set_value(48).run()
