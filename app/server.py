@@ -21,8 +21,8 @@ import streamlit as st
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core import health
-from core.device import pick_device
+from core.runtime import health
+from core.runtime.device import pick_device
 
 
 async def _health(request):

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.validation import CheckedText, ResourceError, ValidationError
+from app import cache
+from core.runtime.validation import CheckedText, ResourceError, ValidationError
 
 log = logging.getLogger("atlas.ui")
 
@@ -196,8 +197,6 @@ def run_with_progress(fn: Callable, *args, text: str | None = None, **kwargs):
 
 def wait_callback(placeholder) -> Callable[[int, float], None]:
     """Adapter for the scheduler's ``on_wait(ahead, waited_s)``: a visible queue notice."""
-    from app import cache
-
     label = "GPU" if cache.device_name().startswith("cuda") else "CPU"
 
     def update(ahead: int, waited: float) -> None:

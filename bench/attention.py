@@ -35,18 +35,17 @@ from pathlib import Path
 import torch
 
 from bench.common import parser, write_result
-from core.attention import (
+from core.attention import attention_flops
+from core.measure.attention_bench import (
     BENCH_DTYPES,
     BenchConfig,
-    attention_flops,
     check_bench_config,
-    compare_rows,
     median_ms,
-    recorded_rows,
     run_benchmark,
     sdpa_default_backend,
 )
-from core.device import pick_device
+from core.runtime.device import pick_device
+from core.runtime.recorded import compare_rows, recorded_rows
 
 GPU_CHECK_ARGS = ["--budget-s", "150", "--sweep", "--sweep-budget-s", "50"]
 GPU_CHECK_TIMEOUT_S = 240                     # cases 150 s + sweep 50 s + start-up and compiles
@@ -178,7 +177,7 @@ def _check_sdpa_backends(impls) -> None:
 
 
 def _not_run_row(impl: str, n: int, mode: str, status: str) -> dict:
-    from core.attention import BenchRow
+    from core.measure.attention_bench import BenchRow
 
     return dataclasses.asdict(BenchRow(impl, n, mode, None, None, None, None, None, status))
 

@@ -205,6 +205,21 @@ async def run_sessions(url: str, titles: list[tuple[str, str]], n_sessions: int,
     return list(reports)
 
 
+async def sidebar_titles(url: str, timeout_ms: int = 300_000) -> list[str]:
+    """The page titles the running app's sidebar links to, read in Chromium (the benchmark
+    learns the pages from the server it loads, not from app/'s registry)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        page = await browser.new_page()
+        await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+        await async_wait_done(page, timeout_ms)
+        titles = await page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        await browser.close()
+    return [t.strip() for t in titles if t.strip()]
+
+
 def process_tree_rss(pid: int) -> int | None:
     """Resident memory of a process and its children, in bytes (None if unknown)."""
     try:

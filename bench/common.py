@@ -63,7 +63,7 @@ def parser(description: str, *, dry_run: bool = False) -> BenchParser:
 
 def metadata(device: str | None = None) -> dict:
     """Device, driver and software versions, date and commit of this run (unknown: None)."""
-    from core.device import device_info, pick_device
+    from core.runtime.device import device_info, pick_device
 
     dev = pick_device(device)
     info = dataclasses.asdict(device_info(dev))
@@ -153,17 +153,3 @@ def _jsonable(value):
     return str(value)
 
 
-def load_results(name: str, results_dir: Path | None = None) -> list[dict]:
-    """Every recorded result of benchmark ``name``: its own files and the GPU-check bundles."""
-    folder = Path(results_dir) if results_dir else RESULTS_DIR
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if doc.get("benchmark") == name:
-            found.append(doc)
-        elif doc.get("benchmark") == "gpu-check":
-            found.extend(r for r in doc.get("results", {}).values() if r.get("benchmark") == name)
-    return found

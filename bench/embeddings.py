@@ -24,10 +24,10 @@ import time
 import torch
 
 from bench.common import parser, write_and_report
-from core import embeddings as emb
-from core import word2vec as w2v
-from core.device import pick_device, synchronize
-from core.timing import time_fn
+from core.measure.timing import time_fn
+from core.models import embeddings as emb
+from core.models import word2vec as w2v
+from core.runtime.device import pick_device, synchronize
 
 GPU_CHECK_ARGS = ["--epochs", "3", "--batches", "4096,16384", "--corpus-words", "400000"]
 GPU_CHECK_TIMEOUT_S = 90
@@ -123,7 +123,7 @@ def bench_gensim(sentences, epochs: int, ours) -> dict:
     cfg = w2v.Word2VecConfig(epochs=epochs)
     workers = max(1, min(8, torch.get_num_threads()))
     ref = w2v.train_gensim(sentences, cfg, workers=workers)
-    from core.corpus import questions_words_path
+    from core.data.corpus import questions_words_path
 
     questions = emb.load_questions(questions_words_path())
     s_ours = emb.word_vectors_space("word2vec", "ours", ours.vocab.words, ours.vectors)

@@ -11,7 +11,7 @@ LlamaForCausalLM, on the same weights (the same GGUF file), the same device, in 
   each library's own loop (``PretrainedLM.generate``, ``model.generate``). Decode tokens/s =
   (N - 1) / (t(N new tokens) - t(1 new token)): the prefill and the first token cancel out.
   Both must produce the same tokens (checked, reported as ``identical``).
-The two implementations run in turns (core.timing.time_interleaved: every repeat runs both,
+The two implementations run in turns (core.measure.timing.time_interleaved: every repeat runs both,
 in alternating order), after warm-up, and the medians are compared as ratios ours ÷
 transformers (> 1: ours is faster). float32 on a CPU, bfloat16 on CUDA, both sides.
 Not in the GPU check: the model file cannot be sent to the GPU machine.
@@ -47,7 +47,7 @@ def load_reference(device: str, dtype):
     """transformers' LlamaForCausalLM from the same GGUF (dequantized by transformers itself)."""
     from transformers import AutoModelForCausalLM
 
-    from core.gguf_file import model_path
+    from core.data.gguf_file import model_path
 
     path = model_path()
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
@@ -55,7 +55,7 @@ def load_reference(device: str, dtype):
 
 
 def wiki_ids(lm, n: int) -> list[int]:
-    from core.corpus import wiki_text
+    from core.data.corpus import wiki_text
 
     ids = lm.encode(wiki_text(12 * n + 1000))[:n]
     if len(ids) < n:
@@ -66,7 +66,7 @@ def wiki_ids(lm, n: int) -> list[int]:
 def measure_prefill(lm, ref, sizes, device: str, warmup: int, repeats: int) -> list[dict]:
     import torch
 
-    from core.timing import time_interleaved
+    from core.measure.timing import time_interleaved
 
     rows = []
     for T in sizes:
@@ -85,7 +85,7 @@ def measure_prefill(lm, ref, sizes, device: str, warmup: int, repeats: int) -> l
 def measure_decode(lm, ref, new: int, device: str, warmup: int, repeats: int) -> dict:
     import torch
 
-    from core.timing import time_interleaved
+    from core.measure.timing import time_interleaved
 
     ids = wiki_ids(lm, DECODE_PROMPT)
     x = torch.tensor([ids], device=device)
@@ -128,8 +128,8 @@ def main(argv=None) -> dict:
     import torch
 
     from bench.common import parser, write_and_report
-    from core.device import pick_device
     from core.llm import load_pretrained
+    from core.runtime.device import pick_device
 
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 7; quick 2)")

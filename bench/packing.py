@@ -1,7 +1,7 @@
 """Benchmark: padded vs packed forward+backward, tokens/s and memory (issue #10).
 
 The same sequences run through the same pre-norm transformer stack
-(core.packing.PackedTransformer) as padded batches (causal SDPA, padded to
+(core.models.packing.PackedTransformer) as padded batches (causal SDPA, padded to
 each batch's longest) and as packed rows of the pack length (first-fit
 decreasing) with three varlen attentions: SDPA with a boolean block-diagonal
 mask, a loop of causal SDPA calls over cu_seqlens, and FlexAttention with a
@@ -11,7 +11,7 @@ Lengths: real cl100k_base token counts of the Wikipedia sample's paragraphs
 (+1 end-of-text), or, with ``--lengths histogram`` (the GPU check: that machine
 has no gensim), synthetic lengths drawn from :data:`WIKI_PARAGRAPH_HISTOGRAM`,
 the histogram of those same lengths recorded here with ``--record-histogram``
-(the JSON says which). Timings: warm-up, repeats, median (core.timing: CUDA
+(the JSON says which). Timings: warm-up, repeats, median (core.measure.timing: CUDA
 events on a GPU); memory: CUDA allocator peak, and everywhere the bytes saved
 for backward. Analytic FLOPs are kept apart from the timings. Results are
 written after every method, so a time-out keeps what was measured.
@@ -76,14 +76,14 @@ def _args(argv):
 
 
 def corpus_lengths(unit: str, max_len: int) -> list[int]:
-    from core import packing
+    from core.models import packing
 
     return packing.sample_lengths(packing.corpus_documents(unit), tokenizer="cl100k_base", max_len=max_len)
 
 
 def recorded_histogram() -> dict:
     """The paragraph-length histogram of the corpus (what WIKI_PARAGRAPH_HISTOGRAM holds)."""
-    from core import packing
+    from core.models import packing
 
     hist = packing.length_histogram(corpus_lengths("paragraph", 1024), bins=40)
     return {"source": "cl100k_base tokens + 1 end-of-text, gensim Wikipedia sample paragraphs, "
@@ -91,7 +91,7 @@ def recorded_histogram() -> dict:
 
 
 def _lengths(opts) -> tuple[list[int], str]:
-    from core import packing
+    from core.models import packing
 
     if opts.lengths == "histogram":
         pool = packing.lengths_from_histogram(WIKI_PARAGRAPH_HISTOGRAM, max(opts.n, 1), seed=0)
@@ -120,8 +120,8 @@ def _summary(methods: list[dict], stats: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> dict:
-    from core import packing
-    from core.device import pick_device
+    from core.models import packing
+    from core.runtime.device import pick_device
 
     opts = _args(argv)
     if opts.record_histogram:

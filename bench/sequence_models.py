@@ -4,10 +4,10 @@
     python -m bench.sequence_models --quick         # tiny smoke run
     python -m bench.sequence_models --threads 1     # CPU: one torch thread
 
-Models are freshly initialised at one parameter budget (core.sequence_models.
+Models are freshly initialised at one parameter budget (core.models.sequence_models.
 configs_for_budget) and fed random token ids: timing needs no text, so this
 runs on the GPU machine without gensim. Per point: warm-up, repeats, median
-(core.timing.time_fn: CUDA events on a GPU). Analytic FLOPs and the number of
+(core.measure.timing.time_fn: CUDA events on a GPU). Analytic FLOPs and the number of
 sequential steps are reported beside the times, not mixed into them.
 Generation: greedy tokens from a 1-token prompt; RNNs carry their state, the
 Transformer uses a KV cache or recomputes the prefix.
@@ -49,9 +49,14 @@ def _args(argv):
 
 
 def main(argv=None) -> dict:
-    from core.device import pick_device
-    from core.sequence_models import configs_for_budget, describe, param_count
-    from core.sequence_timing import GenerationSpec, TimingSpec, generation_speed, time_vs_length
+    from core.measure.sequence_timing import (
+        GenerationSpec,
+        TimingSpec,
+        generation_speed,
+        time_vs_length,
+    )
+    from core.models.sequence_models import configs_for_budget, describe, param_count
+    from core.runtime.device import pick_device
 
     args = _args(argv)
     device = str(pick_device(args.device))

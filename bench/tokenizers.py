@@ -19,15 +19,16 @@ from __future__ import annotations
 import time
 
 from bench.common import parser, write_and_report
-from core import bpe
-from core import tokenizers as T
-from core.corpus import wiki_text
-from core.timing import time_fn
+from core import tokenizers
+from core.data.corpus import wiki_text
+from core.measure.timing import time_fn
+from core.models import bpe
+from core.views import tokens as token_view
 
 
 def _texts(n_bytes: int) -> dict[str, str]:
     """About ``n_bytes`` of UTF-8 each: English prose (1 byte/char) and CJK (~3 bytes/char)."""
-    cjk_seed = T.EXAMPLES["Japanese"] + T.EXAMPLES["Chinese"]
+    cjk_seed = tokenizers.EXAMPLES["Japanese"] + tokenizers.EXAMPLES["Chinese"]
     seed_bytes = len(cjk_seed.encode("utf-8"))
     cjk = cjk_seed * (n_bytes // seed_bytes + 1)
     cjk = cjk[: int(len(cjk) * n_bytes / len(cjk.encode("utf-8")))]
@@ -36,8 +37,8 @@ def _texts(n_bytes: int) -> dict[str, str]:
 
 def _raw_encoder(name: str):
     """The library call our encode wraps (tiktoken encode_ordinary / HF Tokenizer.encode)."""
-    lib = T.load(name)
-    if T.spec(name).backend == "tiktoken":
+    lib = tokenizers.load(name)
+    if tokenizers.spec(name).backend == "tiktoken":
         return lib.encode_ordinary
     return lambda text: lib.encode(text, add_special_tokens=False).ids
 
@@ -45,15 +46,15 @@ def _raw_encoder(name: str):
 def bench_encode(names: list[str], texts: dict[str, str], repeats: int) -> list[dict]:
     rows = []
     for name in names:
-        T.id_bytes_table(name)                                  # load outside the timing
+        tokenizers.id_bytes_table(name)                                  # load outside the timing
         raw = _raw_encoder(name)
         for label, text in texts.items():
-            seen = T.prepare(name, text)
-            tokens = T.encode(name, text)
-            special = frozenset(T.special_tokens(name).values())
+            seen = tokenizers.prepare(name, text)
+            tokens = tokenizers.encode(name, text)
+            special = frozenset(tokenizers.special_tokens(name).values())
             t_raw = time_fn(lambda: raw(seen), "cpu", warmup=1, repeats=repeats)  # noqa: B023
-            t_enc = time_fn(lambda: T.encode(name, text), "cpu", warmup=1, repeats=repeats)  # noqa: B023
-            t_view = time_fn(lambda: T.render_html(seen, tokens, special), "cpu",  # noqa: B023
+            t_enc = time_fn(lambda: tokenizers.encode(name, text), "cpu", warmup=1, repeats=repeats)  # noqa: B023
+            t_view = time_fn(lambda: token_view.render_html(seen, tokens, special), "cpu",  # noqa: B023
                              warmup=1, repeats=repeats)
             rows.append({
                 "tokenizer": name, "text": label, "chars": len(text), "utf8_bytes": len(seen.encode()),
@@ -110,7 +111,7 @@ def main(argv=None) -> dict:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--tokenizers", nargs="*", default=None, help="names (default: all installed)")
     args = ap.parse_args(argv)
-    names = args.tokenizers or T.list_tokenizers()
+    names = args.tokenizers or tokenizers.list_tokenizers()
     n_bytes, repeats = (20_000, 3) if args.quick else (100_000, 5)
     rows = bench_encode(names, _texts(n_bytes), repeats)
     train = bench_bpe(*((100_000, 200, 20_000, 50) if args.quick else (1_000_000, 1_000, 100_000, 100)))

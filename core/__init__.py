@@ -1,5 +1,22 @@
 """LLM Atlas core: models, calculators, tokenizers and measurements.
 
+Grouped by role:
+- the public API modules, here: configs (real model configs, parameter counts), memory
+  (training and KV-cache memory calculators), fp8 (formats and scaling), tokenizers (real
+  tokenizers, offline), attention (the naive and tiled references, FLOPs and IO), llm
+  (SmolLM2-135M-Instruct on our own blocks);
+- nn/       building blocks every model is made of (norms, RoPE, masks, attention, MLPs,
+            the decoder block and model, sampling);
+- train/    the one training loop, its schedules, loss smoothing;
+- models/   one module per page topic (sequence models, MoE, MTP, MLA, packing, vision
+            tokens, embeddings, word2vec, contrastive, BPE);
+- data/     corpora, character data, MiniLM's and GGUF model files;
+- measure/  measurements and runs (activations, ZeRO runs, timing, the attention
+            benchmark, the real LLM measured);
+- runtime/  device, scheduler, health, validation, offline defaults, recorded results;
+- views/    page-only view models (the tiling walkthrough, the coloured token view).
+core/device.py is core/runtime/device.py under its documented path.
+
 Pure Python/PyTorch; never imports streamlit, app/ or pages/. Importing the
 package pins the process to offline use: nothing is fetched from a model hub
 (HF_HUB_OFFLINE=1), and tiktoken reads and writes its cache in a folder of the
@@ -11,6 +28,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.runtime.offline import apply_offline_defaults
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,16 +40,4 @@ def cache_dir() -> Path:
     return path
 
 
-def _offline_defaults() -> None:
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("TRANSFORMERS_OFFLINE", "1"),
-        ("HF_DATASETS_OFFLINE", "1"),
-        ("HF_HUB_DISABLE_TELEMETRY", "1"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-    ):
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / ".cache" / "tiktoken"))
-
-
-_offline_defaults()
+apply_offline_defaults(ROOT)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from core.validation import ValidationError, check_int
+from core.runtime.validation import ValidationError, check_int
 
 
 def head_sharing(heads: int, kv_heads: int) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.validation import ValidationError, check_choice, check_float, check_int
+from core.runtime.validation import ValidationError, check_choice, check_float, check_int
 
 GROUP = 128                       # DeepSeek-V3's tile width and block side
 SCHEMES = ("tensor", "row", "tile", "block")
@@ -280,7 +280,7 @@ def minilm_weight_names() -> list[str]:
     """The 2-D weight matrices of all-MiniLM-L6-v2 (from its safetensors file)."""
     from safetensors import safe_open
 
-    from core.minilm import model_path
+    from core.data.minilm import model_path
 
     with safe_open(str(model_path() / "model.safetensors"), framework="pt") as fh:
         names = list(fh.keys())
@@ -291,7 +291,7 @@ def minilm_weight(name: str) -> torch.Tensor:
     """One real weight matrix of all-MiniLM-L6-v2, float32 (out, in)."""
     from safetensors import safe_open
 
-    from core.minilm import model_path
+    from core.data.minilm import model_path
 
     check_choice("MiniLM weight", name, minilm_weight_names())
     with safe_open(str(model_path() / "model.safetensors"), framework="pt") as fh:
@@ -300,8 +300,8 @@ def minilm_weight(name: str) -> torch.Tensor:
 
 def minilm_activations(text: str, layer: int = 3, device: str = "cpu") -> torch.Tensor:
     """Hidden states (tokens, 384) of all-MiniLM-L6-v2 after ``layer`` (0 = embeddings) on ``text``."""
-    from core.minilm import MAX_SENTENCE_TOKENS, load_model, load_tokenizer
-    from core.validation import check_text
+    from core.data.minilm import MAX_SENTENCE_TOKENS, load_model, load_tokenizer
+    from core.runtime.validation import check_text
 
     checked = check_text(text, max_chars=MAX_TEXT_CHARS, name="Text")
     layer = check_int("MiniLM layer", layer, 0, 6)

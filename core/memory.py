@@ -56,7 +56,7 @@ from core.configs import (
     mlp_params,
     param_count,
 )
-from core.validation import ValidationError, check_choice, check_int
+from core.runtime.validation import ValidationError, check_choice, check_int
 
 GIB = 2**30
 GPU_CAPACITIES_GIB = (24, 40, 80, 141)   # RTX 4090 / L4, A100-40GB, A100/H100-80GB, H200

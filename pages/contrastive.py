@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import contrastive as C
+from app.cache import contrastive as contrastive_cache
+from core.models import contrastive
 from core.train import smooth
 
 TITLE = "Contrastive learning"
@@ -37,15 +38,15 @@ tab_nce, tab_bound, tab_cpc = st.tabs(["InfoNCE on sentence pairs", "The bound v
 def pool_settings() -> dict:
     c1, c2, c3, c4 = st.columns([1, 1.6, 1.6, 1])
     source = c1.radio("Sentences from", list(SOURCES), format_func=SOURCES.get, key="cl_source")
-    kind = c2.selectbox("Positive pair", list(C.PAIR_KINDS), format_func=C.PAIR_KINDS.get, key="cl_kind")
-    negatives = c3.selectbox("Negatives", list(C.NEGATIVES), format_func=C.NEGATIVES.get, key="cl_negatives",
+    kind = c2.selectbox("Positive pair", list(contrastive.PAIR_KINDS), format_func=contrastive.PAIR_KINDS.get, key="cl_kind")
+    negatives = c3.selectbox("Negatives", list(contrastive.NEGATIVES), format_func=contrastive.NEGATIVES.get, key="cl_negatives",
                              disabled=source != "wiki")
     pool = c4.select_slider("Pairs embedded", POOL_SIZES, value=64, key="cl_pool",
-                            help=f"Each pair is two sentences for MiniLM (at most {C.MAX_PAIRS} pairs).")
+                            help=f"Each pair is two sentences for MiniLM (at most {contrastive.MAX_PAIRS} pairs).")
     text = ""
     if source == "text":
         text = st.text_area("Your text (sentences of 6–60 words; consecutive sentences become pairs)",
-                            key="cl_text", height=120, max_chars=C.MAX_TEXT_CHARS)
+                            key="cl_text", height=120, max_chars=contrastive.MAX_TEXT_CHARS)
     return {"source": source, "kind": kind, "negatives": negatives, "pool": pool, "text": text}
 
 
@@ -54,7 +55,7 @@ def load_pool(s: dict):
         st.info("Type some sentences to make pairs from.", icon=":material/edit:")
         return None
     bar = st.progress(0.0)
-    pool = cache.con_pool(s["source"], s["kind"], s["negatives"], s["pool"], 0, s["text"], device,
+    pool = contrastive_cache.pool(s["source"], s["kind"], s["negatives"], s["pool"], 0, s["text"], device,
                           _progress=ui.progress_callback(bar))
     bar.empty()
     return pool
@@ -100,7 +101,7 @@ def render_nce_tab():
         return None
     pairs, a, b = pool
     n, tau, symmetric, seed = batch_controls(len(pairs))
-    res, idx = cache.con_batch(a, b, n, tau, seed, symmetric)
+    res, idx = contrastive_cache.batch(a, b, n, tau, seed, symmetric)
     m = st.columns(4)
     m[0].metric("InfoNCE loss", f"{res.loss:.3f} nats")
     m[1].metric("Top-1 accuracy", ui.fmt_pct(res.accuracy), help=f"chance: {ui.fmt_pct(1 / res.n)}")
@@ -156,7 +157,7 @@ def render_bound_tab(pool) -> None:
     pairs, a, b = pool
     sizes = tuple(n for n in CURVE_SIZES if n <= len(pairs))
     draws = st.slider("Random batches per point", 1, 32, 8, key="cl_draws")
-    points = cache.con_curve(a, b, sizes, CURVE_TAUS, draws, 0)
+    points = contrastive_cache.curve(a, b, sizes, CURVE_TAUS, draws, 0)
     ui.titled_plot(bound_figure(points), "cl_bound", f"MI lower bound from batches of the {len(pairs)} embedded pairs")
     st.dataframe(best_table(points), hide_index=True, width="stretch")
     st.caption("Error bars: standard deviation of the loss over the random batches. At N = the whole pool "
@@ -168,15 +169,15 @@ with tab_bound, ui.guard():
 
 
 # ---------------------------------------------------------------- tab 3
-def cpc_settings() -> C.CPCConfig:
+def cpc_settings() -> contrastive.CPCConfig:
     c1, c2, c3, c4 = st.columns(4)
-    unit = c1.selectbox("Sequence", list(C.CPC_UNITS), format_func=C.CPC_UNITS.get, key="cl_cpc_unit")
+    unit = c1.selectbox("Sequence", list(contrastive.CPC_UNITS), format_func=contrastive.CPC_UNITS.get, key="cl_cpc_unit")
     steps = c2.select_slider("Training steps", [20, 50, 100, 200, 300, 500, 1000, 2000], value=300,
                              key="cl_cpc_steps")
     k_max = c3.slider("Predict up to k steps ahead", 2, 16, 8, key="cl_cpc_k")
     batch = c4.select_slider("Windows per batch", [8, 16, 32, 64, 128], value=32, key="cl_cpc_batch")
     lr = 1e-2 if unit == "tokens" else 3e-3
-    return C.CPCConfig(unit=unit, steps=steps, k_max=k_max, batch_size=batch, lr=lr,
+    return contrastive.CPCConfig(unit=unit, steps=steps, k_max=k_max, batch_size=batch, lr=lr,
                        eval_every=max(10, steps // 12))
 
 
@@ -247,10 +248,10 @@ def render_cpc_tab() -> None:
     run_key = (cfg, device)
     if st.button("Train CPC", key="cl_cpc_train", type="primary"):
         bar = st.progress(0.0)
-        cache.con_cpc(cfg, device, _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
+        contrastive_cache.cpc(cfg, device, _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
         st.session_state["cl_cpc_done"] = run_key
     if st.session_state.get("cl_cpc_done") == run_key:
-        show_cpc(cache.con_cpc(cfg, device))
+        show_cpc(contrastive_cache.cpc(cfg, device))
     else:
         st.info(f"Press **Train CPC**: {cfg.steps} steps of {cfg.batch_size} windows × {cfg.window} latents "
                 "(about 40 s for 300 steps on a 2-core CPU, seconds on a GPU).", icon=":material/model_training:")

@@ -7,8 +7,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import embeddings as emb
-from core import word2vec as w2v
+from app.cache import embeddings as embeddings_cache
+from core.models import embeddings as emb
+from core.models import word2vec as w2v
 
 TITLE = "Embedding neighbourhoods"
 EXAMPLES = {   # label -> (a, b, c, expected): a − b + c ≈ expected
@@ -89,7 +90,7 @@ with st.expander("Vocabulary slice: the words projected, and the candidates of t
                 st.warning(f"Only the first {emb.MAX_LIST_WORDS:,} distinct words are used "
                            f"(given: {listed.given:,}).", icon=":material/content_cut:")
         else:
-            slice_words = cache.emb_frequent_words(int(slice_n))
+            slice_words = embeddings_cache.frequent_words(int(slice_n))
 
 query = None
 with ui.guard():
@@ -99,7 +100,7 @@ with ui.guard():
 
 static_space = None
 with ui.guard():
-    static_space = cache.emb_static_space(device, bool(whole_words))
+    static_space = embeddings_cache.static_space(device, bool(whole_words))
 
 trained = st.session_state.get("emb_w2v")     # dict set by the training tab
 SPACE_NAMES = {"static": "MiniLM static table", "context": "MiniLM contextual (words alone)",
@@ -115,7 +116,7 @@ def _word_spaces(with_context: bool = True) -> dict:
     if with_context and use_context and slice_words:
         with ui.guard():
             bar = st.empty()
-            spaces["context"] = cache.emb_word_space(tuple(slice_words), device,
+            spaces["context"] = embeddings_cache.word_space(tuple(slice_words), device,
                                                      _progress=ui.progress_callback(bar))
             bar.empty()
     if trained:
@@ -182,7 +183,7 @@ def _tab_neighbours() -> None:
                                emb.MAX_POOL, 200, step=50, key="emb_pool_n")
             with ui.guard():
                 bar = st.empty()
-                spaces = {"sentences": cache.emb_sentence_space(int(pool_n), device,
+                spaces = {"sentences": embeddings_cache.sentence_space(int(pool_n), device,
                                                                 _progress=ui.progress_callback(bar)),
                           **spaces}
                 bar.empty()
@@ -327,7 +328,7 @@ def _tab_projection() -> None:
     run_key = (space_key, config, len(vectors), tuple(labels[:3]), tuple(labels[-3:]))
     config = _on_request(config, run_key)
     bar = st.empty()
-    projection = cache.emb_projection(vectors, config, _progress=ui.progress_callback(bar),
+    projection = embeddings_cache.projection(vectors, config, _progress=ui.progress_callback(bar),
                                       _on_wait=ui.wait_callback(st.empty()))
     bar.empty()
     _show_projection(projection, vectors, labels, roles, config.dims)
@@ -523,9 +524,9 @@ def _train(config, source, upload, max_words, watch, with_gensim) -> None:
             return
         corpus = w2v.upload_corpus(upload.getvalue(), max_words, upload.name)
     else:
-        corpus = cache.emb_wiki_corpus(max_words)
+        corpus = embeddings_cache.wiki_corpus(max_words)
     bar = st.progress(0.0, text="Waiting for the device…")
-    result, space = cache.emb_word2vec(config, corpus.key, device, tuple(watched), corpus,
+    result, space = embeddings_cache.trained_word2vec(config, corpus.key, device, tuple(watched), corpus,
                                        _progress=ui.progress_callback(bar),
                                        _on_wait=ui.wait_callback(st.empty()))
     entry = {"result": result, "space": space, "gensim": None, "gensim_space": None,
@@ -534,7 +535,7 @@ def _train(config, source, upload, max_words, watch, with_gensim) -> None:
     if with_gensim:
         workers = max(1, min(8, cache.device_info().cpu_threads))
         bar.progress(0.0, text="gensim reference…")
-        entry["gensim"], entry["gensim_space"] = cache.emb_gensim(
+        entry["gensim"], entry["gensim_space"] = embeddings_cache.trained_gensim(
             config, corpus.key, device, workers, corpus, _progress=ui.progress_callback(bar))
     bar.empty()
     st.session_state["emb_w2v"] = entry
@@ -595,7 +596,7 @@ def _show_training(entry) -> None:
 
 
 def _show_analogy_scores(entry) -> None:
-    scores = cache.emb_analogy_scores(entry["run_key"], (entry["space"], entry["gensim_space"]))
+    scores = embeddings_cache.analogy_scores(entry["run_key"], (entry["space"], entry["gensim_space"]))
     ours, ref = scores
     st.markdown("**Analogy accuracy on questions-words** (Mikolov et al. 2013a; top-1 of "
                 "b − a + c with a, b, c excluded, as gensim's `evaluate_word_analogies`)")

@@ -12,7 +12,11 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app import cache, ui
-from core import attention as A
+from app.cache import attention as attention_cache
+from core import attention
+from core.measure import attention_bench
+from core.runtime import recorded
+from core.views import tiling
 
 TITLE = "FlashAttention"
 SEQ_OPTIONS = [2**k for k in range(6, 16)]                   # 64 .. 32768 (capped per device)
@@ -50,32 +54,32 @@ def int_slider(container, label: str, key: str, lo: int, hi: int, default: int, 
 
 
 # ---------------------------------------------------------------- tiles & online softmax
-def tiling_config() -> A.TilingConfig:
+def tiling_config() -> tiling.TilingConfig:
     c1, c2, c3, c4 = st.columns([1.3, 1.2, 1.2, 1])
-    source = c1.radio("Inputs", A.TILING_SOURCES, key="fa_source",
+    source = c1.radio("Inputs", tiling.TILING_SOURCES, key="fa_source",
                       format_func={"random": "Random Gaussian q, k, v",
                                    "minilm": "A real head: all-MiniLM-L6-v2 on Wikipedia"}.get)
     causal = c4.toggle("Causal mask", key="fa_causal", help="Decoder-style: row i sees keys 0..i. "
                        "Tiles wholly above the diagonal are never loaded.")
     text, layer, head = "", 0, 0
     if source == "random":
-        n = c2.slider("Sequence length N", 16, A.MAX_TILING_SEQ, 200, key="fa_n")
+        n = c2.slider("Sequence length N", 16, tiling.MAX_TILING_SEQ, 200, key="fa_n")
         head_dim = c3.select_slider("head_dim", [16, 32, 64, 128], value=64, key="fa_d")
     else:
-        title = c2.selectbox("Wikipedia article", cache.attention_wiki_titles(), key="fa_article")
-        text = cache.attention_wiki_text(title)
-        n = c2.slider("Tokens (at most)", 16, A.MAX_TILING_SEQ, 160, key="fa_tokens")
-        layer = c3.slider("Layer", 0, A.MINILM_LAYERS - 1, 1, key="fa_layer")
-        head = c3.slider("Head", 0, A.MINILM_HEADS - 1, 0, key="fa_head")
-        head_dim = A.MINILM_HEAD_DIM
+        title = c2.selectbox("Wikipedia article", attention_cache.wiki_titles(), key="fa_article")
+        text = attention_cache.wiki_text(title)
+        n = c2.slider("Tokens (at most)", 16, tiling.MAX_TILING_SEQ, 160, key="fa_tokens")
+        layer = c3.slider("Layer", 0, tiling.MINILM_LAYERS - 1, 1, key="fa_layer")
+        head = c3.slider("Head", 0, tiling.MINILM_HEADS - 1, 0, key="fa_head")
+        head_dim = tiling.MINILM_HEAD_DIM
     blocks = block_choice(head_dim)
-    return A.TilingConfig(n=n, head_dim=head_dim, causal=causal, block_m=blocks.block_m,
+    return tiling.TilingConfig(n=n, head_dim=head_dim, causal=causal, block_m=blocks.block_m,
                           block_n=blocks.block_n, source=source, text=text, layer=layer, head=head)
 
 
 def block_choice(head_dim: int):
-    here = cache.attention_block_sizes(head_dim, "bfloat16" if info.kind == "cuda" else "float32", device)
-    hopper = cache.attention_block_sizes(head_dim, "bfloat16", "cuda", H200)
+    here = attention_cache.block_sizes(head_dim, "bfloat16" if info.kind == "cuda" else "float32", device)
+    hopper = attention_cache.block_sizes(head_dim, "bfloat16", "cuda", H200)
     options = {"device": f"this machine's kernel: {here.block_m} × {here.block_n} ({here.source})",
                "h200": f"H100/H200 kernel, bf16: {hopper.block_m} × {hopper.block_n}"}
     pick = st.radio("Tiles (BLOCK_M × BLOCK_N)", list(options), format_func=options.get, horizontal=True,
@@ -171,19 +175,19 @@ def softmax_row_figure(view, prog) -> go.Figure:
 def tiling_section() -> None:
     cfg = tiling_config()
     with st.spinner("Loading all-MiniLM-L6-v2 …" if cfg.source == "minilm" else "Computing …"):
-        view = cache.attention_tiling(cfg)
+        view = attention_cache.walkthrough(cfg)
     t_r, t_c = math.ceil(view.n / view.block_m), math.ceil(view.n / view.block_n)
     s1, s2, s3 = st.columns(3)
     q_block = int_slider(s1, "Query block i", "fa_qblock", 0, t_r - 1, min(1, t_r - 1),
                          help=f"Rows {view.block_m}·i … — one kernel program (BLOCK_M rows).")
     rows_here = min(view.block_m, view.n - q_block * view.block_m)
-    busiest = cache.attention_busiest_row(cfg, q_block) - q_block * view.block_m
+    busiest = attention_cache.busiest_row(cfg, q_block) - q_block * view.block_m
     offset = int_slider(s2, "Row within the block", "fa_row", 0, rows_here - 1, busiest,
                         help="Default: the row whose running max moves most often.")
     key_block = int_slider(s3, "Step: key block j", "fa_kblock", 0, t_c - 1, 0,
                            help="The kernel's inner loop: one BLOCK_N-wide key/value tile per step.")
     row = q_block * view.block_m + offset
-    prog = cache.attention_row_progress(cfg, row, key_block)
+    prog = attention_cache.row_progress(cfg, row, key_block)
     tiling_metrics(view, prog)
     left, right = st.columns([1.15, 1])
     with left:
@@ -230,7 +234,7 @@ def kernel_section(cfg, prog) -> None:
         return
     where = "Triton's CPU interpreter" if interpreted else info.name
     with st.spinner(f"Running the kernel ({where}) …"):
-        check = cache.attention_kernel_check(cfg, device)
+        check = attention_cache.kernel_check(cfg, device)
     lse_online = prog.m[-1] + math.log(prog.l[-1])
     st.markdown(
         f"**Our Triton kernel** on this head (fp32, BLOCK_M × BLOCK_N = {check.block_m} × {check.block_n}, "
@@ -249,9 +253,9 @@ def io_section() -> None:
                                help="A100: 192 KB per SM (164 KB usable by one block); H100/H200: 256 KB "
                                     "per SM (228 KB shared memory, 227 KB per block).")
     causal = c4.toggle("Causal (our kernel skips tiles)", key="fa_io_causal")
-    block_m = cache.attention_block_sizes(d, "bfloat16", "cuda", H200).block_m
-    cfg = A.IOConfig(n=n, head_dim=d, sram_bytes=sram_kb * 1024, bytes_per_elem=2, block_m=block_m, causal=causal)
-    io = cache.attention_io(cfg)
+    block_m = attention_cache.block_sizes(d, "bfloat16", "cuda", H200).block_m
+    cfg = attention.IOConfig(n=n, head_dim=d, sram_bytes=sram_kb * 1024, bytes_per_elem=2, block_m=block_m, causal=causal)
+    io = attention_cache.io(cfg)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Standard attention (Alg. 0)", ui.fmt_bytes(io.naive_bytes))
     m2.metric("FlashAttention (Alg. 1)", ui.fmt_bytes(io.flash_bytes),
@@ -294,7 +298,7 @@ def io_bars(io) -> go.Figure:
 
 def io_figure(cfg) -> go.Figure:
     seqs = list(IO_SEQ_OPTIONS)
-    rows = [cache.attention_io(dataclasses.replace(cfg, n=s)) for s in seqs]
+    rows = [attention_cache.io(dataclasses.replace(cfg, n=s)) for s in seqs]
     fig = go.Figure()
     for name, attr, color in (("standard attention (Alg. 0)", "naive_bytes", COLORS["naive"]),
                               ("FlashAttention (Alg. 1)", "flash_bytes", COLORS["flash"]),
@@ -314,17 +318,17 @@ def memory_table(n: int, d: int) -> None:
     c1, c2, c3 = st.columns([1, 1, 2])
     batch = c1.slider("batch", 1, 8, 1, key="fa_mem_b")
     heads = c2.slider("heads", 1, 32, 8, key="fa_mem_h")
-    n_here = min(n, A.max_bench_seq(device), A.max_bench_elements(device) // (batch * heads * d))
+    n_here = min(n, attention_bench.max_bench_seq(device), attention_bench.max_bench_elements(device) // (batch * heads * d))
     dtype = "bfloat16" if info.kind == "cuda" else "float32"
-    cfg = A.BenchConfig(seqs=(n_here,), batch=batch, heads=heads, head_dim=d, dtype=dtype)
+    cfg = attention_bench.BenchConfig(seqs=(n_here,), batch=batch, heads=heads, head_dim=d, dtype=dtype)
     pressed = info.kind == "cuda" and c3.button("Measure peak memory", key="fa_mem_run")
     if info.kind == "cuda" and not pressed and st.session_state.get("fa_mem_cfg") != cfg:
         st.caption("Press the button to run each implementation once and read torch.cuda.max_memory_allocated.")
         return
     st.session_state["fa_mem_cfg"] = cfg
-    rows = cache.attention_memory(cfg, device, _on_wait=ui.wait_callback(st.empty()))
+    rows = attention_cache.memory(cfg, device, _on_wait=ui.wait_callback(st.empty()))
     table = pd.DataFrame([{
-        "implementation": A.IMPL_LABELS[r.impl],
+        "implementation": attention_bench.IMPL_LABELS[r.impl],
         "formula (beyond q, k, v; output included)": ui.fmt_bytes(r.analytic_bytes, binary=True),
         "measured peak": ui.fmt_bytes(r.measured_bytes, binary=True) if r.measured_bytes is not None else "unknown",
         "note": r.status} for r in rows])
@@ -336,8 +340,8 @@ def memory_table(n: int, d: int) -> None:
 
 
 # ---------------------------------------------------------------- timings
-def bench_controls() -> A.BenchConfig:
-    cap = A.max_bench_seq(device)
+def bench_controls() -> attention_bench.BenchConfig:
+    cap = attention_bench.max_bench_seq(device)
     on_gpu = info.kind == "cuda"
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     seqs = c1.multiselect("Sequence lengths N", [s for s in SEQ_OPTIONS if s <= cap],
@@ -347,16 +351,16 @@ def bench_controls() -> A.BenchConfig:
     head_dim = c3.select_slider("head_dim", [16, 32, 64, 128], value=64, key="fa_b_d")
     batch = c4.slider("batch", 1, 16, 1, key="fa_b_batch")
     c5, c6, c7, c8 = st.columns([2, 1, 1, 1])
-    impls = c5.multiselect("Implementations", A.IMPLEMENTATIONS, default=list(A.IMPLEMENTATIONS),
-                           format_func=A.IMPL_LABELS.get, key="fa_b_impls")
+    impls = c5.multiselect("Implementations", attention_bench.IMPLEMENTATIONS, default=list(attention_bench.IMPLEMENTATIONS),
+                           format_func=attention_bench.IMPL_LABELS.get, key="fa_b_impls")
     heads = c6.slider("heads", 1, 32, 16 if on_gpu else 4, key="fa_b_heads")
     causal = c7.toggle("Causal", key="fa_b_causal")
     backward = c8.toggle("Forward + backward", key="fa_b_bwd")
     sdpa = "auto"
     if on_gpu:
-        sdpa = st.radio("SDPA backend", A.SDPA_BACKENDS, horizontal=True, key="fa_b_sdpa",
+        sdpa = st.radio("SDPA backend", attention_bench.SDPA_BACKENDS, horizontal=True, key="fa_b_sdpa",
                         format_func={"auto": "PyTorch's choice", "flash": "force flash (FlashAttention-2)"}.get)
-    return A.BenchConfig(seqs=tuple(seqs), batch=batch, heads=heads, head_dim=head_dim, dtype=dtype,
+    return attention_bench.BenchConfig(seqs=tuple(seqs), batch=batch, heads=heads, head_dim=head_dim, dtype=dtype,
                          causal=causal, backward=backward, impls=tuple(impls), sdpa_backend=sdpa)
 
 
@@ -370,7 +374,7 @@ def timing_section() -> None:
         return
     if ran != cfg:
         st.caption("Settings changed: press **Run benchmark** to measure them. Showing the last run.")
-    rows = ui.run_with_progress(cache.attention_benchmark, ran, device)
+    rows = ui.run_with_progress(attention_cache.benchmark, ran, device)
     df = pd.DataFrame([dataclasses.asdict(r) for r in rows])
     show_timings(df, f"{info.name}, {ran.dtype}, batch {ran.batch}, heads {ran.heads}, head_dim {ran.head_dim}"
                  f"{', causal' if ran.causal else ''}", "fa_live")
@@ -403,7 +407,7 @@ def show_timings(df: pd.DataFrame, title: str, key: str) -> None:
         st.markdown(f"**{label}**")
         ui.plot_pair(timing_figure(part, "ms"), timing_figure(part, "tflops"),
                      keys=(f"{key}_{mode}_ms", f"{key}_{mode}_tf"))
-    if (df["status"] == A.INTERPRETER_STATUS).any():
+    if (df["status"] == attention_bench.INTERPRETER_STATUS).any():
         st.caption("Our Triton kernel: under the CPU interpreter it is run for correctness only — see its "
                    "error column; it has no time on this machine.")
     st.dataframe(timing_table(df), hide_index=True, width="stretch")
@@ -416,7 +420,7 @@ def timing_figure(df: pd.DataFrame, metric: str) -> go.Figure:
         if part.empty:
             continue
         err = [f"{e:.1e}" if e == e and e is not None else "—" for e in part["max_err"]]
-        fig.add_scatter(x=part["n"], y=part[metric], name=A.IMPL_LABELS.get(impl, impl), mode="lines+markers",
+        fig.add_scatter(x=part["n"], y=part[metric], name=attention_bench.IMPL_LABELS.get(impl, impl), mode="lines+markers",
                         line_color=COLORS.get(impl), customdata=err,
                         hovertemplate="N=%{x:,}: %{y:,.4g} " + ("ms" if metric == "ms" else "TFLOP/s")
                         + "<br>max |err| vs float64: %{customdata}<extra>" + str(impl) + "</extra>")
@@ -429,7 +433,7 @@ def timing_figure(df: pd.DataFrame, metric: str) -> go.Figure:
 
 def timing_table(df: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame({
-        "implementation": [A.IMPL_LABELS.get(i, i) for i in df["impl"]],
+        "implementation": [attention_bench.IMPL_LABELS.get(i, i) for i in df["impl"]],
         "N": df["n"], "pass": df["mode"],
         "time": [ui.fmt_ms(x) if x == x else "—" for x in df["ms"].astype(float)],
         "TFLOP/s": [f"{x:,.3g}" if x == x else "—" for x in df["tflops"].astype(float)],
@@ -443,7 +447,7 @@ def timing_table(df: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- recorded GPU results
 def show_recorded_doc(doc: dict, key: str) -> None:
-    rows = pd.DataFrame(A.recorded_rows(doc))
+    rows = pd.DataFrame(recorded.recorded_rows(doc))
     if rows.empty:
         st.caption("This result file holds no rows.")
         return
@@ -459,7 +463,7 @@ def show_recorded_doc(doc: dict, key: str) -> None:
 
 
 def gpu_section() -> None:
-    doc = cache.attention_gpu_results()
+    doc = attention_cache.gpu_results()
     if doc is None:
         st.info("Not yet recorded on a GPU: run `bash bench/gpu_check.sh` on a CUDA machine and commit "
                 "bench/results/gpu-check-cuda.json. This tab then shows our kernel against PyTorch SDPA's "
@@ -469,7 +473,7 @@ def gpu_section() -> None:
     meta = doc.get("meta", {})
     versions = ", ".join(f"{k} {meta[k]}" for k in ("driver", "torch", "triton", "cudnn", "commit") if meta.get(k))
     st.caption(ui.recorded_caption(meta) + (f" {versions}." if versions else ""))
-    rows = pd.DataFrame(A.compare_rows(A.recorded_rows(doc)))
+    rows = pd.DataFrame(recorded.compare_rows(recorded.recorded_rows(doc)))
     if not rows.empty:
         target_table(rows, doc.get("targets", {"fwd": 1.0, "fwd+bwd": 0.8}))
         st.markdown("**Every row** (speed vs a backend = its time / this row's time; spread = 20th–80th "
@@ -513,7 +517,7 @@ def recorded_gpu_table(rows: pd.DataFrame) -> pd.DataFrame:
               for lo, hi in zip(col("p20_ms").astype(float), col("p80_ms").astype(float), strict=True)]
     return pd.DataFrame({
         "head_dim": rows["head_dim"], "mask": ["causal" if c else "full" for c in rows["causal"]],
-        "N": rows["n"], "pass": rows["mode"], "implementation": [A.IMPL_LABELS.get(i, i) for i in rows["impl"]],
+        "N": rows["n"], "pass": rows["mode"], "implementation": [attention_bench.IMPL_LABELS.get(i, i) for i in rows["impl"]],
         "time": [ui.fmt_ms(x) if x == x else "—" for x in rows["ms"].astype(float)], "spread": spread,
         "TFLOP/s": [f"{x:,.1f}" if x == x else "—" for x in rows["tflops"].astype(float)],
         "vs SDPA flash": [_ratio(x) for x in col("vs_flash").astype(float)],

@@ -18,11 +18,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from app import cache, llm_cache, ui
+from app import cache, ui
+from app.cache import llm as llm_cache
 from core import llm as core_llm
 from core.nn import SamplingConfig
 from core.nn.sampling import check_sampling
-from core.validation import ResourceError, ValidationError, check_int
+from core.runtime.validation import ResourceError, ValidationError, check_int
 
 TITLE = "Inside a real LLM"
 EXAMPLES = {   # label -> (chat?, system, text)

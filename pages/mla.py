@@ -8,8 +8,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import mla
+from app.cache import mla as mla_cache
 from core.configs import PRESETS
+from core.models import mla
 
 DEFAULT_MODELS = ["deepseek-v3", "deepseek-v2", "llama-2-7b", "llama-3-8b", "qwen2.5-7b", "falcon-7b"]
 CACHE_DTYPES = {"bf16 / fp16 (2 B)": "bfloat16", "fp8 (1 B)": "float8_e4m3fn", "fp32 (4 B)": "float32"}
@@ -33,7 +34,7 @@ tab_models, tab_layer, tab_check, tab_cost = st.tabs(
 def kv_table(names: list[str], dtype_name: str, batch: int) -> pd.DataFrame:
     rows = []
     for name in names:
-        check = cache.mla_preset_check(name, dtype_name, device)
+        check = mla_cache.preset_check(name, dtype_name, device)
         rows.append({
             "Model": PRESETS[name].name, "Attention": check.kind.upper(),
             "Values / token / layer": check.values_per_token_layer, "Layers": check.layers,
@@ -83,7 +84,7 @@ with tab_models, ui.guard():
                    f"cache on **{device}**; nbytes ÷ tokens × layers.")
         bpv = {"bfloat16": 2, "float8_e4m3fn": 1, "float32": 4}[dtype_name]
         ui.plot(kv_curve_figure(names, bpv, batch), key="mla_curve")
-        v3 = cache.mla_preset_check("deepseek-v3", dtype_name, device)
+        v3 = mla_cache.preset_check("deepseek-v3", dtype_name, device)
         st.info(
             f"**DeepSeek-V3** caches {ui.fmt_bytes(v3.formula_bytes_per_token, binary=True)} per token "
             f"(({PRESETS['deepseek-v3'].kv_lora_rank} + {PRESETS['deepseek-v3'].qk_rope_head_dim}) values "
@@ -162,7 +163,7 @@ with tab_layer:
         cfg, seq, seed = layer_inputs()
         mla.validate_mla_config(cfg)
         st.graphviz_chart(mla_graph(cfg), width="stretch")
-        r = cache.mla_compare_forms(cfg, seq, 1, seed, device, "bfloat16")
+        r = mla_cache.compare_forms(cfg, seq, 1, seed, device, "bfloat16")
         show_comparison(cfg, r)
         left, right = st.columns([3, 2])
         with left:
@@ -187,7 +188,7 @@ with tab_check, ui.guard():
     dtype_name = st.selectbox("Module dtype", ["float64", "float32", "bfloat16"], key="mla_small_dtype")
     rows = []
     for name in mla.SMALL_CHANGES:
-        run = cache.mla_small_run(name, dtype_name, device)
+        run = mla_cache.small_run(name, dtype_name, device)
         cfg_small = mla.small_config(name)
         rows.append({
             "Kind (as in)": f"{run.check.kind.upper()} ({PRESETS[name].name})",
@@ -219,7 +220,7 @@ def cost_figure(cfg: mla.MLAConfig, what: str, bpv: float) -> go.Figure:
 
 
 def show_timing(cfg: mla.MLAConfig, context: int, dtype_name: str) -> None:
-    timings = ui.run_with_progress(cache.mla_decode_timing, cfg, context, device, dtype_name)
+    timings = ui.run_with_progress(mla_cache.decode_timing, cfg, context, device, dtype_name)
     bpv = 4 if dtype_name == "float32" else 2
     cost = mla.decode_cost(cfg, context, bpv)
     rows = [{"Form": mode, "Median (ms)": round(t.median_ms, 3),

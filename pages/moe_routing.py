@@ -4,7 +4,7 @@ Three small character-level MoE language models (same initial weights, same batc
 trained on gensim's Wikipedia sample with no balancing, a conventional auxiliary loss, and
 DeepSeek-V3's bias update; the page shows their loss, load imbalance, expert load and bias
 over training, how each routes the user's text, what each expert prefers, and what routing
-means at DeepSeek-V3's real scale. Models and analyses live in core/moe.py.
+means at DeepSeek-V3's real scale. Models and analyses live in core/models/moe.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app import cache, ui
-from core import moe
+from app.cache import moe as moe_cache
+from core.models import moe
 from core.train import smooth
 
 TITLE = "MoE routing"
@@ -111,7 +112,7 @@ def train_button(cfg: moe.TrainConfig) -> None:
                   "2 CPU cores (3 × 150 steps); results are cached by configuration.")
     if not clicked:
         return
-    result = ui.run_with_progress(cache.moe_comparison, cfg, device, text="Starting…")
+    result = ui.run_with_progress(moe_cache.comparison, cfg, device, text="Starting…")
     st.session_state["moe_comparison"] = result
 
 
@@ -232,7 +233,7 @@ def recorded_throughput() -> None:
 
 def bias_demo_section(cfg: moe.TrainConfig) -> None:
     """The bias mechanism alone, instantly: a frozen router that prefers low-numbered experts."""
-    demo = cache.moe_bias_demo(cfg.moe, cfg.gamma)
+    demo = moe_cache.bias_demo(cfg.moe, cfg.gamma)
     st.markdown(f"**Meanwhile, the bias alone** (no training): 2,048 tokens, a frozen router that "
                 f"favours low-numbered experts, and {len(demo.max_vio)} bias updates with γ = {cfg.gamma:g}.")
     left, right = st.columns([3, 2])
@@ -349,7 +350,7 @@ def routing_tab(comp, trained: bool) -> None:
     text = st.text_area("Your text", DEFAULT_TEXT, key="moe_text", height=90,
                         max_chars=moe.MAX_TEXT_CHARS * 4)
     key = (comp.config, trained, comp.device)
-    routing = cache.moe_route_text(key, mode, text, comp)
+    routing = moe_cache.route_text(key, mode, text, comp)
     if routing.truncated:
         st.warning(f"Text is {routing.original_chars:,} characters; only the first "
                    f"{moe.MAX_TEXT_CHARS:,} are routed.", icon=":material/content_cut:")
@@ -387,7 +388,7 @@ def specialisation_tab(comp, trained: bool) -> None:
     mode = model_choice(comp, "moe_spec_model")
     layer = st.segmented_control("Layer", layer_options(comp.config.n_layers), default=0,
                                  format_func=layer_label, key="moe_spec_layer") or 0
-    specs = cache.moe_specialisation((comp.config, trained, comp.device), mode, comp)
+    specs = moe_cache.specialisation((comp.config, trained, comp.device), mode, comp)
     spec = specs[layer]
     st.caption(f"Routing of {spec.tokens:,} held-out Wikipedia characters. Favourite characters: "
                "share of that character's occurrences sent to the expert, and its lift "
@@ -407,7 +408,7 @@ def scale_tab() -> None:
                           format_func=lambda k: moe_presets()[k])
     context = c2.select_slider("Context for attention FLOPs (tokens)", [512, 1024, 2048, 4096, 8192,
                                16384, 32768, 65536, 131072], value=4096, key="moe_scale_context")
-    view = cache.moe_scale(preset, context)
+    view = moe_cache.scale(preset, context)
     p = view.params
     cols = st.columns(5)
     cols[0].metric("Routed experts", view.n_routed, help=f"per MoE layer, + {view.n_shared} shared")
@@ -468,7 +469,7 @@ with tabs[0], ui.guard():
 shown, trained = comparison, comparison is not None
 if shown is None and cfg is not None:
     with ui.guard():
-        shown = cache.moe_untrained(cfg, device)
+        shown = moe_cache.untrained(cfg, device)
 with tabs[1], ui.guard():
     if shown is None:
         st.info("Fix the settings above to route text.")

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import mtp
+from app.cache import mtp as mtp_cache
+from core.models import mtp
 from core.train import smooth
 
 DEFAULT_PROMPT = "The history of the city begins in the "
@@ -144,7 +145,7 @@ with tab_train:
     with ui.guard():
         cfg, train_cfg = train_inputs()
         mtp.validate_configs(cfg, train_cfg)
-        counts = cache.mtp_param_counts(cfg)
+        counts = mtp_cache.param_counts(cfg)
         st.caption(f"Main model {counts['main']:,} parameters; {cfg.mtp_depth} MTP module(s) of "
                    f"{counts['per_module']:,} each (one transformer block + a {2 * cfg.d_model}→"
                    f"{cfg.d_model} projection + norms), sharing the embedding and the output head. "
@@ -160,7 +161,7 @@ with tab_train:
         else:
             bar = st.progress(0.0, text="waiting for the device")
             try:
-                trained = cache.mtp_trained(*chosen, device, _progress=ui.progress_callback(bar),
+                trained = mtp_cache.trained_mtp(*chosen, device, _progress=ui.progress_callback(bar),
                                             _on_wait=ui.wait_callback(st.empty()))
             except Exception:
                 st.session_state.pop("mtp_model", None)      # do not retrain on every rerun
@@ -252,7 +253,7 @@ with tab_decode, ui.guard():
         text = c1.text_input("Prompt", DEFAULT_PROMPT, key="mtp_decode_prompt",
                              max_chars=mtp.MAX_PROMPT_CHARS * 4)
         max_new = int(c2.slider("New characters", 10, mtp.MAX_NEW_TOKENS, 100, 10, key="mtp_new"))
-        result = ui.run_with_progress(cache.mtp_decoding, *chosen, device, text, max_new)
+        result = ui.run_with_progress(mtp_cache.decoding, *chosen, device, text, max_new)
         show_decoding(result, chosen[0].mtp_depth)
 
 

@@ -8,8 +8,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import packing as P
-from core.validation import ValidationError, check_text
+from app.cache import packing as packing_cache
+from core.models import packing
+from core.runtime.validation import ValidationError, check_text
 
 TITLE = "Sequence packing"
 MAX_UPLOAD_BYTES = 2_000_000
@@ -45,19 +46,19 @@ def tokenizer_choice(container) -> str:
 
 def user_text(container) -> str:
     text = container.text_area("Your documents (a blank line between documents; one paragraph a line)",
-                               key="pk_text", height=140, max_chars=P.MAX_TEXT_CHARS,
+                               key="pk_text", height=140, max_chars=packing.MAX_TEXT_CHARS,
                                placeholder="Paste some text: each line becomes a sample.")
     upload = container.file_uploader("…or upload a UTF-8 text file", type=["txt", "md", "csv"],
                                      key="pk_upload")
     if upload is not None:
-        from core.corpus import upload_text
+        from core.data.corpus import upload_text
 
         checked = upload_text(upload.getvalue(), max_bytes=MAX_UPLOAD_BYTES)
         ui.notice_truncated(checked, MAX_UPLOAD_BYTES, "bytes")
         text = checked.text
     if text.strip():
-        checked = check_text(text, max_chars=P.MAX_TEXT_CHARS, name="Your text")
-        ui.notice_truncated(checked, P.MAX_TEXT_CHARS)
+        checked = check_text(text, max_chars=packing.MAX_TEXT_CHARS, name="Your text")
+        ui.notice_truncated(checked, packing.MAX_TEXT_CHARS)
         return checked.text
     return text
 
@@ -82,12 +83,12 @@ def sample_source() -> tuple[tuple | None, dict]:
             return None, settings
     unit = "article" if source == "wiki-article" else "paragraph"
     origin = "wiki" if source.startswith("wiki") else "text"
-    return cache.pack_samples(origin, unit, tokenizer, max_len, text), settings
+    return packing_cache.samples(origin, unit, tokenizer, max_len, text), settings
 
 
 # ---------------------------------------------------------------- tab 1
 def length_figure(lengths: tuple, capacity: int) -> go.Figure:
-    hist = cache.pack_histogram(lengths, 50)
+    hist = packing_cache.histogram(lengths, 50)
     edges = hist["edges"]
     mids = [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)]
     fig = go.Figure(go.Bar(x=mids, y=hist["counts"], width=edges[1] - edges[0], marker_color=ui.PALETTE[0],
@@ -124,23 +125,23 @@ def waste_figure(stats) -> go.Figure:
     return ui.style_figure(fig, x_title="padding (% of computed positions)", height=300)
 
 
-def layout_figure(packing, values: tuple, rows: int, width: int) -> go.Figure:
+def layout_figure(layout, values: tuple, rows: int, width: int) -> go.Figure:
     """The first rows of a layout: one coloured segment per sequence, padding grey."""
     fig = go.Figure()
-    shown = list(range(min(rows, packing.n_rows)))
-    depth = max(len(packing.pieces[r]) for r in shown)
+    shown = list(range(min(rows, layout.n_rows)))
+    depth = max(len(layout.pieces[r]) for r in shown)
     for j in range(depth):
         xs, names, colors = [], [], []
         for r in shown:
-            has = j < len(packing.pieces[r])
-            xs.append(packing.pieces[r][j] if has else 0)
-            idx = packing.rows[r][j] if has else -1
-            names.append(f"sample #{idx}: {packing.pieces[r][j]:,} of {values[idx]:,} tokens" if has else "")
+            has = j < len(layout.pieces[r])
+            xs.append(layout.pieces[r][j] if has else 0)
+            idx = layout.rows[r][j] if has else -1
+            names.append(f"sample #{idx}: {layout.pieces[r][j]:,} of {values[idx]:,} tokens" if has else "")
             colors.append(ui.PALETTE[idx % len(ui.PALETTE)] if has else PAD_COLOR)
         fig.add_bar(y=[f"row {r}" for r in shown], x=xs, orientation="h", marker_color=colors,
                     marker_line_width=1, marker_line_color="white", customdata=names,
                     hovertemplate="%{customdata}<extra></extra>", showlegend=False)
-    pads = [packing.row_width[r] - packing.row_tokens[r] for r in shown]
+    pads = [layout.row_width[r] - layout.row_tokens[r] for r in shown]
     fig.add_bar(y=[f"row {r}" for r in shown], x=pads, orientation="h", marker_color=PAD_COLOR,
                 name="padding", hovertemplate="padding: %{x:,} positions<extra></extra>")
     fig.update_layout(barmode="stack")
@@ -153,7 +154,7 @@ def render_pack_tab() -> tuple | None:
     lengths, cfg = sample_source()
     if lengths is None:
         return None
-    stats = cache.pack_compare(lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
+    stats = packing_cache.compare(lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
     arr = np.asarray(lengths)
     m = st.columns(5)
     m[0].metric("Samples", f"{len(arr):,}")
@@ -173,11 +174,11 @@ def render_pack_tab() -> tuple | None:
 
 
 def layout_section(lengths: tuple, cfg: dict) -> None:
-    strategy = st.selectbox("Layout of the first rows", list(P.STRATEGIES), index=4,
-                            format_func=P.STRATEGIES.get, key="pk_layout")
-    packing, values = cache.pack_layout(strategy, lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
-    width = max(packing.row_width[: 12]) if strategy.startswith("pad") else cfg["capacity"]
-    ui.plot(layout_figure(packing, values, 12, max(width, cfg["capacity"])), key="pk_layout_fig")
+    strategy = st.selectbox("Layout of the first rows", list(packing.STRATEGIES), index=4,
+                            format_func=packing.STRATEGIES.get, key="pk_layout")
+    layout, values = packing_cache.layout(strategy, lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
+    width = max(layout.row_width[: 12]) if strategy.startswith("pad") else cfg["capacity"]
+    ui.plot(layout_figure(layout, values, 12, max(width, cfg["capacity"])), key="pk_layout_fig")
 
 
 corpus_lengths = None
@@ -201,7 +202,7 @@ def render_mask_tab() -> None:
     c1, c2 = st.columns([2, 1])
     text = c1.text_input("Sequence lengths (tokens)", "5, 3, 7, 4", key="pk_mask_lengths")
     row = c2.slider("Row length (pack length)", 4, 64, 24, key="pk_mask_row")
-    layout = P.row_layout(P.parse_lengths(text, max_sequences=16), row)
+    layout = packing.row_layout(packing.parse_lengths(text, max_sequences=16), row)
     real = layout.cu_seqlens[-1]
     st.markdown(f"`cu_seqlens = {list(layout.cu_seqlens)}` · {real} real tokens, {row - real} padding "
                 "(padding gets its own id, −1, and only ever sees padding).")
@@ -266,16 +267,16 @@ def render_layer_tab(lengths) -> None:
     text = c1.text_input("Sequences packed into one row (token lengths)", default_layer_lengths(lengths),
                          key="pk_layer_lengths", help="Defaults to the first real samples of the data above.")
     dtype = c2.selectbox("Precision", ["float64", "float32", "bfloat16"], key="pk_layer_dtype")
-    attn_options = ["sdpa", "varlen-loop", "reference"] + (["flex"] if P.flex_available(device, backward=False) else [])
+    attn_options = ["sdpa", "varlen-loop", "reference"] + (["flex"] if packing.flex_available(device, backward=False) else [])
     attn = c3.selectbox("Attention path", attn_options, key="pk_layer_attn", format_func={
         "sdpa": "SDPA + boolean block mask", "varlen-loop": "causal SDPA per sequence (cu_seqlens)",
         "reference": "written-out softmax (reference)", "flex": "FlexAttention document mask"}.get)
-    values = tuple(P.parse_lengths(text))
+    values = tuple(packing.parse_lengths(text))
     cols = st.columns(2)
     results = {}
-    for col, positions in zip(cols, P.POSITIONS, strict=True):
-        cfg = P.LayerConfig(positions=positions)
-        results[positions] = res = cache.pack_layer(values, cfg, dtype, attn, device)
+    for col, positions in zip(cols, packing.POSITIONS, strict=True):
+        cfg = packing.LayerConfig(positions=positions)
+        results[positions] = res = packing_cache.layer(values, cfg, dtype, attn, device)
         name = "RoPE (relative)" if positions == "rope" else "learned absolute positions (GPT-2 style)"
         with col:
             ui.titled_plot(error_figure(res), f"pk_err_{positions}", f"Block with {name}")
@@ -314,7 +315,7 @@ SHORT = {"padded": "padded", "packed-sdpa": "packed · SDPA mask",
          "packed-varlen-loop": "packed · varlen loop", "packed-flex": "packed · Flex"}
 
 
-def speed_settings(lengths) -> tuple[tuple, P.ThroughputConfig, tuple]:
+def speed_settings(lengths) -> tuple[tuple, packing.ThroughputConfig, tuple]:
     cuda = info.kind == "cuda"
     c1, c2, c3, c4, c5, c6 = st.columns(6)
     n = c1.slider("Sequences", 8, 512, 256 if cuda else 48, key="pk_speed_n",
@@ -326,15 +327,15 @@ def speed_settings(lengths) -> tuple[tuple, P.ThroughputConfig, tuple]:
     batch = c5.slider("Batch size (padded)", 1, 64, 16 if cuda else 8, key="pk_speed_batch")
     dtypes = ["bfloat16", "float32"] if cuda else ["float32", "bfloat16"]
     dtype = c6.selectbox("Precision", dtypes, key="pk_speed_dtype")
-    available = [m for m in P.METHODS if m != "packed-flex" or P.flex_available(device)]
+    available = [m for m in packing.METHODS if m != "packed-flex" or packing.flex_available(device)]
     methods = st.multiselect("Methods", available, default=available, key="pk_speed_methods",
-                             format_func=P.METHODS.get)
+                             format_func=packing.METHODS.get)
     if not methods:
         raise ValidationError("Pick at least one method to measure.")
     heads = max(1, width // 64)
-    cfg = P.ThroughputConfig(d_model=width, n_heads=heads, n_layers=layers, batch_size=batch,
+    cfg = packing.ThroughputConfig(d_model=width, n_heads=heads, n_layers=layers, batch_size=batch,
                              capacity=capacity, dtype=dtype)
-    sample = tuple(P.sample_sequences(lengths, min(n, len(lengths))))
+    sample = tuple(packing.sample_sequences(lengths, min(n, len(lengths))))
     return sample, cfg, tuple(methods)
 
 
@@ -387,11 +388,11 @@ def render_speed_tab(lengths) -> None:
     run_key = (sample, cfg, methods, device)
     if st.button(f"Measure on {device}", key="pk_speed_run", type="primary"):
         bar = st.progress(0.0)
-        cache.pack_throughput(sample, cfg, device, methods, _progress=ui.progress_callback(bar),
+        packing_cache.throughput(sample, cfg, device, methods, _progress=ui.progress_callback(bar),
                               _on_wait=ui.wait_callback(st.empty()))
         st.session_state["pk_speed_done"] = run_key
     if st.session_state.get("pk_speed_done") == run_key:
-        show_speed(cache.pack_throughput(sample, cfg, device, methods))
+        show_speed(packing_cache.throughput(sample, cfg, device, methods))
     else:
         st.caption(f"{len(sample)} sequences, {sum(sample):,} real tokens, torch intra-op threads: "
                    f"{info.cpu_threads}. Press the button to measure (tens of seconds on a CPU).")

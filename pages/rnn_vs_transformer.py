@@ -10,9 +10,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import char_data, sequence_models, sequence_probes, sequence_timing
+from app.cache import sequence_models as sequence_models_cache
+from core.data import char_data
+from core.measure import sequence_timing
+from core.models import sequence_models, sequence_probes
+from core.runtime.validation import ResourceError, ValidationError
 from core.train import smooth
-from core.validation import ResourceError, ValidationError
 
 KINDS = sequence_models.KINDS
 LABELS = sequence_models.LABELS
@@ -78,12 +81,12 @@ def trained_models(corpus):
             ui.show_error(exc)
             del st.session_state["rvt_spec"]
     budget, layers = st.session_state.get("rvt_budget", 100_000), st.session_state.get("rvt_layers", 2)
-    return cache.seq_fresh(cache.seq_configs(budget, layers), device)
+    return sequence_models_cache.fresh(sequence_models_cache.configs(budget, layers), device)
 
 
 def train_with_progress(spec: dict, corpus):
-    configs = cache.seq_configs(spec["budget"], spec["layers"])
-    return ui.run_with_progress(cache.seq_trained, configs, spec["train"], device, _corpus=corpus,
+    configs = sequence_models_cache.configs(spec["budget"], spec["layers"])
+    return ui.run_with_progress(sequence_models_cache.trained, configs, spec["train"], device, _corpus=corpus,
                                 text="Training the four models…")
 
 
@@ -97,9 +100,9 @@ def need_models():
 st.subheader("The four models")
 trained, corpus, budget, layers = None, None, 100_000, 2
 with ui.guard():
-    corpus = cache.seq_corpus()
+    corpus = sequence_models_cache.corpus()
     budget, layers, train_cfg = training_controls()
-    configs = cache.seq_configs(budget, layers)
+    configs = sequence_models_cache.configs(budget, layers)
     st.dataframe(config_table(configs, train_cfg.block), hide_index=True, width="stretch")
     if st.button("Train the four models", key="rvt_train", type="primary", icon=":material/school:"):
         st.session_state["rvt_spec"] = {"budget": budget, "layers": layers, "train": train_cfg}
@@ -169,7 +172,7 @@ def samples_section(trained) -> None:
     n_new = c3.slider("Characters", 50, 500, 200, 50, key="rvt_nchars")
     prepared = char_data.prepare_text(prompt, MAX_PROMPT_CHARS)
     unknown_notice(prepared)
-    samples = cache.seq_samples(trained.key, prepared.encoded.ids, int(n_new), float(temperature), 0,
+    samples = sequence_models_cache.samples(trained.key, prepared.encoded.ids, int(n_new), float(temperature), 0,
                                 _trained=trained)
     cols = st.columns(2)
     for i, (kind, text) in enumerate(samples.items()):
@@ -257,7 +260,7 @@ with tabs[1], ui.guard():
     c1, c2 = st.columns(2)
     T = c1.slider("Positions T", 2, 24, 8, key="rvt_graph_T")
     g_layers = c2.select_slider("Layers L", [1, 2, 3], 2, key="rvt_graph_layers")
-    graphs = cache.seq_unroll(int(T), int(g_layers))
+    graphs = sequence_models_cache.unroll(int(T), int(g_layers))
     left, right = st.columns(2)
     with left:
         ui.plot(graph_figure(graphs["rnn"], T, g_layers, "RNN unrolled over time", "h"), key="rvt_g_rnn")
@@ -399,7 +402,7 @@ with tabs[2]:
             st.session_state["rvt_timing"] = (spec, budget, layers)
         if "rvt_timing" in st.session_state:
             t_spec, t_budget, t_layers = st.session_state["rvt_timing"]
-            rows = ui.run_with_progress(cache.seq_time_vs_length, cache.seq_configs(t_budget, t_layers),
+            rows = ui.run_with_progress(sequence_models_cache.time_vs_length, sequence_models_cache.configs(t_budget, t_layers),
                                         t_spec, device)
             where = "GPU" if device != "cpu" else ("1 thread" if t_spec.threads == 1 else "all threads")
             st.caption(f"Measured here on {device} ({where}), batch {t_spec.batch}, "
@@ -420,8 +423,8 @@ with tabs[2]:
                 threads=1 if device == "cpu" else None), budget, layers)
         if "rvt_gen_spec" in st.session_state:
             g_spec, g_budget, g_layers = st.session_state["rvt_gen_spec"]
-            g_rows = ui.run_with_progress(cache.seq_generation_speed,
-                                          cache.seq_configs(g_budget, g_layers), g_spec, device)
+            g_rows = ui.run_with_progress(sequence_models_cache.generation_speed,
+                                          sequence_models_cache.configs(g_budget, g_layers), g_spec, device)
             ui.plot(gen_figure(g_rows), key="rvt_gen_fig")
             st.dataframe(gen_table(g_rows), hide_index=True, width="stretch")
 
@@ -476,7 +479,7 @@ with tabs[3], ui.guard():
     g_seed = c[3].number_input("Seed", 0, 10_000, 0, key="rvt_grad_seed")
     trained = need_models()
     wait = st.empty()
-    flows = cache.seq_gradient_flow(trained.key, int(g_T), int(g_seed), float(scale), int(g_batch),
+    flows = sequence_models_cache.gradient_flow(trained.key, int(g_T), int(g_seed), float(scale), int(g_batch),
                                     _trained=trained, _corpus=corpus, _on_wait=ui.wait_callback(wait))
     wait.empty()
     ui.plot(flow_figure(flows), key="rvt_flow")
@@ -532,7 +535,7 @@ with tabs[4], ui.guard():
     names = [*sequence_probes.GATE_NAMES[g_kind], "hidden h"] + (["cell c"] if g_kind == "lstm" else [])
     gate = c[2].selectbox("Show", names, key=f"rvt_gate_name_{g_kind}")
     units = c[3].slider("Units (most variable first)", 8, 128, 32, 8, key="rvt_gate_units")
-    trace = cache.seq_gate_trace(trained.key, g_kind, prepared.encoded.ids, int(g_layer) - 1,
+    trace = sequence_models_cache.gate_trace(trained.key, g_kind, prepared.encoded.ids, int(g_layer) - 1,
                                  _trained=trained)
     ui.plot(gate_figure(trace, gate, prepared.encoded.text, int(units)), key="rvt_gate_heat")
     ui.plot(gate_means_figure(trace, prepared.encoded.text), key="rvt_gate_means")
@@ -582,7 +585,7 @@ with tabs[5], ui.guard():
             budget=int(r_budget), steps=int(r_steps)), r_kinds)
     if "rvt_recall_cfg" in st.session_state:
         r_cfg, kinds = st.session_state["rvt_recall_cfg"]
-        result = ui.run_with_progress(cache.seq_recall, r_cfg, kinds, device)
+        result = ui.run_with_progress(sequence_models_cache.recall, r_cfg, kinds, device)
         ui.plot(recall_figure(result), key="rvt_recall_fig")
         st.caption(f"{r_cfg.steps} Adam steps of {r_cfg.batch} sequences × {r_cfg.seq_len} symbols per "
                    f"run; accuracy on {r_cfg.eval_batches * r_cfg.batch} fresh sequences. Models: "
@@ -624,7 +627,7 @@ with tabs[6], ui.guard():
         if tf_cfg.n_layers > 1 else 1
     heads = ["mean of heads", *[f"head {h}" for h in range(1, tf_cfg.n_heads + 1)]]
     a_head = c2.selectbox("Head", heads, key="rvt_attn_head")
-    maps = cache.seq_attention(trained.key, prepared.encoded.ids, _trained=trained)
+    maps = sequence_models_cache.attention(trained.key, prepared.encoded.ids, _trained=trained)
     layer_probs = maps.probs[int(a_layer) - 1]                      # (H, T, T)
     probs = layer_probs.mean(axis=0) if a_head == heads[0] else layer_probs[heads.index(a_head) - 1]
     ui.plot(attention_figure(probs, prepared.encoded.text, f"Layer {a_layer}, {a_head}"),

@@ -6,9 +6,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import cache, ui
-from core import bpe as core_bpe
+from app import ui
+from app.cache import tokenization as tokenization_cache
 from core import tokenizers as core_tok
+from core.models import bpe as core_bpe
+from core.views import tokens as token_view
 
 ui.page_header(
     "Tokenization",
@@ -46,7 +48,7 @@ with ui.guard():
     if checked.surrogates:
         st.warning(f"{checked.surrogates:,} lone surrogate code point(s) cannot be UTF-8 encoded; "
                    "they were replaced by U+FFFD (�).", icon=":material/warning:")
-    report = cache.text_report(text) if text else None
+    report = tokenization_cache.text_report(text) if text else None
     if not text:
         st.info("The text box is empty: type or paste some text, or pick an example.", icon=":material/edit:")
     elif report.only_whitespace:
@@ -68,8 +70,8 @@ tab_tokens, tab_compare, tab_chat, tab_bpe = st.tabs(TABS, key="tok_tab", on_cha
 # ---------------------------------------------------------------- tokens
 def tokens_tab() -> None:
     spec = core_tok.spec(name)
-    cache.tokenizers_ready((name,))
-    view = cache.token_view(name, text, show_ws)
+    tokenization_cache.tokenizers_ready((name,))
+    view = tokenization_cache.token_view(name, text, show_ws)
     n = view["n"]
     nbytes = len(core_tok.prepare(name, text).encode("utf-8"))
     m = st.columns(5)
@@ -127,8 +129,8 @@ def compare_tab() -> None:
     if not chosen:
         st.info("Pick at least one tokenizer.", icon=":material/checklist:")
         return
-    cache.tokenizers_ready(tuple(chosen))
-    stats = cache.token_stats(tuple(chosen), text)
+    tokenization_cache.tokenizers_ready(tuple(chosen))
+    stats = tokenization_cache.token_stats(tuple(chosen), text)
     frame = pd.DataFrame([{
         "tokenizer": LABELS[s.name], "vocabulary": s.vocab_size, "tokens": s.tokens,
         "chars / token": s.chars_per_token, "bytes / token": s.bytes_per_token,
@@ -145,7 +147,7 @@ def compare_tab() -> None:
         with st.expander("Every tokenizer's spans"):
             for s in stats:
                 st.markdown(f"**{ui.escape(LABELS[s.name])}** · {s.tokens:,} tokens")
-                st.html(cache.token_view(s.name, text, show_ws)["html"])
+                st.html(tokenization_cache.token_view(s.name, text, show_ws)["html"])
 
 
 def _count_bar(stats) -> go.Figure:
@@ -180,9 +182,9 @@ def chat_tab() -> None:
     reply = c.text_input("Assistant", "Two characters, 6 UTF-8 bytes.", key="tok_chat_assistant")
     prompt = core_tok.chat_prompt(fmt_key, system, user, reply)
     st.code(prompt, language=None)
-    cache.tokenizers_ready((fmt.tokenizer,))
-    as_special = cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=True)
-    as_text = cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=False)
+    tokenization_cache.tokenizers_ready((fmt.tokenizer,))
+    as_special = tokenization_cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=True)
+    as_text = tokenization_cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=False)
     m = st.columns(3)
     m[0].metric("Tokens, special tokens recognised", f"{as_special['n']:,}")
     m[1].metric("Tokens, same string as plain text", f"{as_text['n']:,}",
@@ -215,7 +217,7 @@ def bpe_tab() -> None:
     corpus_text, config = _bpe_inputs()
     if corpus_text is None:
         return
-    model = ui.run_with_progress(cache.bpe_train, corpus_text, config, "cpu",   # pure Python: CPU queue
+    model = ui.run_with_progress(tokenization_cache.bpe_train, corpus_text, config, "cpu",   # pure Python: CPU queue
                                  text="Training BPE…")
     n = len(model.steps)
     m = st.columns(4)
@@ -244,7 +246,7 @@ def _bpe_inputs():
                           key="tok_bpe_pattern")
     config = core_bpe.BPEConfig(n_merges=merges, pattern=pattern)
     if kind != "own":
-        return cache.bpe_corpus(kind, size), config
+        return tokenization_cache.bpe_corpus(kind, size), config
     own = st.text_area("Training text", key="tok_bpe_own", height=100,
                        placeholder="Paste a few thousand characters of text (any language).")
     upload = st.file_uploader("…or upload a UTF-8 text file", type=["txt", "md", "csv", "json", "py"],
@@ -279,9 +281,9 @@ def _bpe_replay(model) -> None:
         before = core_bpe.segment_tokens(model, sample, k - 1)
         after = core_bpe.segment_tokens(model, sample, k)
         st.caption(f"Before this merge: {len(before)} tokens")
-        st.html(core_tok.render_html(sample, before, options=core_tok.ViewOptions(show_whitespace=show_ws)))
+        st.html(token_view.render_html(sample, before, options=token_view.ViewOptions(show_whitespace=show_ws)))
         st.caption(f"After: {len(after)} tokens")
-        st.html(core_tok.render_html(sample, after, options=core_tok.ViewOptions(show_whitespace=show_ws)))
+        st.html(token_view.render_html(sample, after, options=token_view.ViewOptions(show_whitespace=show_ws)))
     lo = max(0, k - 6)
     rows = [{"merge": s.rank + 1, "left": _show_bytes(vocab[s.pair[0]]), "right": _show_bytes(vocab[s.pair[1]]),
              "new token": _show_bytes(s.token), "id": s.new_id, "count": s.count,
@@ -306,7 +308,7 @@ def _bpe_curve(corpus_text: str, config, model) -> None:
     fig.add_vline(x=256 + k, line_dash="dot", line_color="#868e96")
     hf = None
     with ui.guard():
-        hf = cache.bpe_hf_compare(corpus_text, config, model)
+        hf = tokenization_cache.bpe_hf_compare(corpus_text, config, model)
         fig.add_trace(go.Scatter(x=[hf.vocab_size], y=[hf.hf_bytes_per_token], mode="markers",
                                  name="HF tokenizers BpeTrainer", marker={"size": 12, "symbol": "diamond"},
                                  hovertemplate="HF BpeTrainer<br>vocabulary %{x:,}<br>%{y:.3f} bytes/token"))

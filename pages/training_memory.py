@@ -10,11 +10,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import distributed as zd
+from app.cache import training_memory as training_memory_cache
 from core import fp8
-from core import measure as ms
 from core import memory as mem
 from core.configs import PRESETS
+from core.measure import activations as ms
+from core.measure import zero
 
 GIB = mem.GIB
 PART_LABELS = {"params": "Parameters", "grads": "Gradients", "optimizer": "Optimizer states",
@@ -51,7 +52,7 @@ device = cache.device_name()
 def init_state() -> list[str]:
     """Fill missing widget values from the URL (validated in core); returns the URL's problems."""
     items = tuple(sorted((str(k), str(v)) for k, v in st.query_params.to_dict().items()))
-    plan, problems = cache.tm_plan_from_query(items)
+    plan, problems = training_memory_cache.plan_from_query(items)
     for field in mem.plan_fields():
         st.session_state.setdefault(f"tm_{field}", getattr(plan, field))
     return problems
@@ -97,7 +98,7 @@ def stage_figure(plan: mem.TrainingPlan) -> go.Figure:
     """One stacked bar per ZeRO stage at this N, against common GPU capacities."""
     from dataclasses import replace
 
-    results = [cache.tm_plan_memory(replace(plan, zero_stage=s)) for s in mem.ZERO_STAGES]
+    results = [training_memory_cache.plan_memory(replace(plan, zero_stage=s)) for s in mem.ZERO_STAGES]
     names = [f"ZeRO-{s}" + (" (yours)" if s == plan.zero_stage else "") for s in mem.ZERO_STAGES]
     fig = go.Figure()
     for part, label in PART_LABELS.items():
@@ -175,7 +176,7 @@ def render_per_gpu(plan: mem.TrainingPlan, result: dict) -> None:
     c[1].download_button("Download JSON", json.dumps(doc, indent=1), "training_memory.json",
                          "application/json", key="tm_dl_json")
     with st.expander("Activations of one layer, term by term (Korthikanti et al. 2022, section 4.1)"):
-        terms = cache.tm_plan_terms(plan)
+        terms = training_memory_cache.plan_terms(plan)
         total = sum(t.bytes for t in terms) or 1.0
         st.dataframe(pd.DataFrame([{"tensor": t.name, "block": t.block, "kind": t.kind,
                                     "MiB per layer": t.bytes / 2**20, "share": t.bytes / total}
@@ -186,7 +187,7 @@ def render_per_gpu(plan: mem.TrainingPlan, result: dict) -> None:
 
 # ---------------------------------------------------------------- sweeps
 def dp_figure(plan: mem.TrainingPlan) -> go.Figure:
-    df = pd.DataFrame(cache.tm_dp_sweep(plan))
+    df = pd.DataFrame(training_memory_cache.dp_sweep(plan))
     fig = go.Figure()
     for stage, part in df.groupby("zero_stage"):
         fig.add_scatter(x=part["dp"], y=part["total"] / GIB, mode="lines+markers", name=f"ZeRO-{stage}",
@@ -201,7 +202,7 @@ def dp_figure(plan: mem.TrainingPlan) -> go.Figure:
 
 
 def seq_figure(plan: mem.TrainingPlan) -> go.Figure:
-    df = pd.DataFrame(cache.tm_seq_sweep(plan))
+    df = pd.DataFrame(training_memory_cache.seq_sweep(plan))
     fig = go.Figure()
     for i, (label, part) in enumerate(df.groupby("strategy", sort=False)):
         fig.add_scatter(x=part["seq"], y=part["activations"] / GIB, mode="lines+markers", name=label,
@@ -217,7 +218,7 @@ def seq_figure(plan: mem.TrainingPlan) -> go.Figure:
 
 # ---------------------------------------------------------------- checkpointing diagram
 def checkpoint_figure(layers: int, strategy: str) -> go.Figure:
-    layout = cache.tm_checkpoint_layout(layers, strategy)
+    layout = training_memory_cache.checkpoint_layout(layers, strategy)
     xs, ys = [], []
     for (x0, y0), (x1, y1) in layout["edges"]:
         xs += [x0, x1, None]
@@ -247,7 +248,7 @@ def render_checkpointing(plan: mem.TrainingPlan, result: dict) -> None:
                 "runs left to right, the backward pass right to left; a layer whose activations "
                 "were dropped runs forward again (from the nearest kept input) just before its backward.")
     ui.plot(checkpoint_figure(cfg_layers, strategy), key="tm_fig_ckpt")
-    rows = cache.tm_strategy_table(plan)
+    rows = training_memory_cache.strategy_table(plan)
     st.dataframe(pd.DataFrame([{
         "strategy": STRATEGY_LABELS[r["strategy"]], "kept after forward (GiB)": r["stored"] / GIB,
         "peak in backward, head included (GiB)": r["peak"] / GIB, "layers run again": r["recomputed_layers"],
@@ -328,22 +329,22 @@ def render_recorded() -> None:
 
 
 # ---------------------------------------------------------------- measure: ZeRO workers
-def zero_widgets() -> zd.ZeroRunConfig:
+def zero_widgets() -> zero.ZeroRunConfig:
     c = st.columns(4)
-    world = c[0].number_input("Ranks (world size)", 1, zd.MAX_WORLD, 2, key="tm_z_world")
-    hidden = c[1].number_input("Hidden", 8, zd.MAX_RUN_HIDDEN, 128, step=64, key="tm_z_hidden")
-    layers = c[2].number_input("Layers", 1, zd.MAX_RUN_LAYERS, 2, key="tm_z_layers")
-    steps = c[3].number_input("Steps per strategy", 1, zd.MAX_STEPS, 3, key="tm_z_steps")
+    world = c[0].number_input("Ranks (world size)", 1, zero.MAX_WORLD, 2, key="tm_z_world")
+    hidden = c[1].number_input("Hidden", 8, zero.MAX_RUN_HIDDEN, 128, step=64, key="tm_z_hidden")
+    layers = c[2].number_input("Layers", 1, zero.MAX_RUN_LAYERS, 2, key="tm_z_layers")
+    steps = c[3].number_input("Steps per strategy", 1, zero.MAX_STEPS, 3, key="tm_z_steps")
     c = st.columns([3, 1, 1])
-    strategies = c[0].multiselect("Strategies", zd.STRATEGIES, default=list(zd.STRATEGIES),
-                                  format_func=zd.STRATEGY_LABELS.get, key="tm_z_strategies")
+    strategies = c[0].multiselect("Strategies", zero.STRATEGIES, default=list(zero.STRATEGIES),
+                                  format_func=zero.STRATEGY_LABELS.get, key="tm_z_strategies")
     devices = ["cpu", "cuda"] if device.startswith("cuda") else ["cpu"]
     dev = c[1].selectbox("Ranks on", devices, key="tm_z_device",
                          format_func={"cpu": "CPU (gloo)", "cuda": "GPUs (NCCL)"}.get)
-    limit = c[2].number_input("Time limit (s)", 5, int(zd.MAX_TIME_LIMIT_S), 180, key="tm_z_limit")
+    limit = c[2].number_input("Time limit (s)", 5, int(zero.MAX_TIME_LIMIT_S), 180, key="tm_z_limit")
     model = ms.TinyGPTConfig(vocab=512, hidden=int(hidden), heads=4, layers=int(layers), seq=64,
                              batch=2, dropout=0.0)
-    return zd.ZeroRunConfig(world_size=int(world), strategies=tuple(strategies), model=model,
+    return zero.ZeroRunConfig(world_size=int(world), strategies=tuple(strategies), model=model,
                             steps=int(steps), device=dev, time_limit_s=float(limit))
 
 
@@ -370,7 +371,7 @@ def zero_figure(summary: list[dict]) -> go.Figure:
     return fig
 
 
-def render_zero(result: zd.ZeroRunResult) -> None:
+def render_zero(result: zero.ZeroRunResult) -> None:
     summary = result.summary()
     st.caption(f"{result.config.world_size} rank(s), backend {result.backend}, "
                f"{result.n_params:,} parameters, {result.wall_s:.1f} s including start-up; "
@@ -403,8 +404,8 @@ def render_zero(result: zd.ZeroRunResult) -> None:
 
 TORCHRUN = """# the same workers across machines (NCCL, one GPU per rank); results land in --out
 torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \\
-    --rdzv-endpoint host0:29500 -m core.zero_worker --hidden 1024 --layers 8 --out runs/zero
-# on host1 the same with --node-rank 1; on one machine: torchrun --nproc-per-node 4 -m core.zero_worker ..."""
+    --rdzv-endpoint host0:29500 -m core.measure.zero_worker --hidden 1024 --layers 8 --out runs/zero
+# on host1 the same with --node-rank 1; on one machine: torchrun --nproc-per-node 4 -m core.measure.zero_worker ..."""
 
 
 # ---------------------------------------------------------------- FP8
@@ -421,7 +422,7 @@ def fp8_source() -> tuple[str, tuple]:
                         int(c[2].number_input("Outlier channels", 0, fp8.MAX_CHANNELS, 4, key="tm_f_nout")),
                         float(c[3].number_input("Outlier scale", 1.0, 1e4, 100.0, key="tm_f_scale")))
     if source == "weight":
-        names = cache.tm_minilm_weight_names()
+        names = training_memory_cache.minilm_weight_names()
         default = names.index("encoder.layer.0.intermediate.dense.weight")
         return source, (c[0].selectbox("Matrix", names, index=default, key="tm_f_weight"),)
     text = st.text_area("Text", DEFAULT_TEXT, max_chars=fp8.MAX_TEXT_CHARS, key="tm_f_text")
@@ -457,7 +458,7 @@ def render_fp8() -> None:
     bar = st.empty()
     if source == "minilm":
         bar.caption("Loading all-MiniLM-L6-v2 (first time only)…")
-    shape, results = cache.tm_fp8_analysis(source, fmt, params, device)
+    shape, results = training_memory_cache.fp8_analysis(source, fmt, params, device)
     bar.empty()
     st.caption(f"Tensor of shape {shape[0]:,} × {shape[1]:,}; scales are online amax / {fp8.format_limits(fmt)['max']:g}.")
     st.dataframe(pd.DataFrame([{
@@ -481,7 +482,7 @@ for problem in problems:
 plan = plan_widgets()
 result = None
 with ui.guard():
-    result = cache.tm_plan_memory(plan)
+    result = training_memory_cache.plan_memory(plan)
     st.query_params.from_dict(mem.plan_to_query(plan))
 
 tab_gpu, tab_sweeps, tab_ckpt, tab_measure, tab_fp8 = st.tabs(
@@ -515,7 +516,7 @@ with tab_measure:
         cfg, ckpt = measure_widgets()
         if st.button("Measure activations", key="tm_m_run", type="primary"):
             st.session_state["tm_m_result"] = ui.run_with_progress(
-                cache.tm_measure_activations, cfg, ckpt, device)
+                training_memory_cache.measure_activations, cfg, ckpt, device)
     with ui.guard():
         if "tm_m_result" in st.session_state:
             render_measurement(st.session_state["tm_m_result"])
@@ -527,7 +528,7 @@ with tab_measure:
     with ui.guard():
         zcfg = zero_widgets()
         if st.button("Run distributed workers", key="tm_z_run", type="primary"):
-            st.session_state["tm_z_result"] = ui.run_with_progress(cache.tm_run_zero, zcfg)
+            st.session_state["tm_z_result"] = ui.run_with_progress(training_memory_cache.run_zero, zcfg)
     with ui.guard():
         if "tm_z_result" in st.session_state:
             render_zero(st.session_state["tm_z_result"])

@@ -11,7 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
-from core import vision_tokens as vt
+from app.cache import vision_tokens as vision_tokens_cache
+from core.models import vision_tokens as vt
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 ASPECTS = {"1:1": 1.0, "4:3": 4 / 3, "16:9": 16 / 9, "3:1 (banner)": 3.0, "1:3 (page)": 1 / 3}
@@ -188,7 +189,7 @@ def show_encoder(source: tuple, features, cfg: vt.EncoderConfig) -> None:
     c1, c2 = st.columns(2)
     row = int(c1.slider("Query patch row", 0, gh - 1, gh // 2, key="vt_qrow"))
     col = int(c2.slider("Query patch column", 0, gw - 1, gw // 2, key="vt_qcol"))
-    maps = cache.vision_attention(source, (row, col), cfg, device)
+    maps = vision_tokens_cache.attention(source, (row, col), cfg, device)
     c = st.columns(3)
     for i, (name, attn) in enumerate(maps.items()):
         with c[i]:
@@ -211,7 +212,7 @@ with ui.guard():
     source = choose_source()
 image = None
 with ui.guard():
-    image = cache.vision_image(source)
+    image = vision_tokens_cache.image(source)
     if image.downscaled:
         st.warning(f"The image is {image.original_size[1]}×{image.original_size[0]} px; it was scaled to "
                    f"{image.size[1]}×{image.size[0]} px (longest side capped at {vt.MAX_WORK_SIDE:,}).",
@@ -238,7 +239,7 @@ else:
                                 default=["small icon (generated)", "china, 1:4 strip (crop)"],
                                 key="vt_pack", max_selections=vt.MAX_PACK_IMAGES - 1)
         sources = (source, *(("sample", s) for s in others))
-        result = cache.vision_encode(sources, cfg, device, _on_wait=ui.wait_callback(st.empty()))
+        result = vision_tokens_cache.encode(sources, cfg, device, _on_wait=ui.wait_callback(st.empty()))
         show_packing(result)
     with tab_enc, ui.guard():
         if result is None:

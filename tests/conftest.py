@@ -63,7 +63,7 @@ def hf_smollm():
     """transformers' LlamaForCausalLM and tokenizer from the same GGUF: the reference."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from core.gguf_file import SHIPPED_FILE, shipped_path
+    from core.data.gguf_file import SHIPPED_FILE, shipped_path
 
     folder = str(shipped_path().parent)
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=SHIPPED_FILE)

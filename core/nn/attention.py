@@ -15,7 +15,7 @@ decoding step (one new query against the cache) or an explicit mask runs through
 (or naive, when the probabilities are asked for), and the result says so.
 ``backend`` may also be a function with attend's keywords, (q, k, v, *, causal, mask,
 scale, dropout, return_probs) -> (out, probs): an experiment's own attention path
-(core/measure.py keeps the paper's saved tensors, core/packing.py its varlen loop).
+(core/measure/activations.py keeps the paper's saved tensors, core/models/packing.py its varlen loop).
 
 ``KVCache`` keeps every layer's keys and values (B, H_kv, T, D), growing in chunks
 (up to ``capacity`` positions when one is given); ``nbytes()`` is the bytes of the
@@ -36,7 +36,7 @@ from torch import nn
 from core.attention import attention_probs, tiled_attention
 from core.nn.masks import causal_mask
 from core.nn.rope import apply_rope
-from core.validation import ResourceError
+from core.runtime.validation import ResourceError
 
 BACKENDS = ("sdpa", "naive", "tiled", "triton")
 CACHE_CHUNK = 256          # KVCache grows its buffers by this many positions
@@ -73,7 +73,7 @@ def _sdpa(q, k, v, causal, mask, scale, dropout):
 
 def _triton(q, k, v, causal, scale):
     # Imported here: importing kernels decorates the @triton.jit functions, which must
-    # happen after core.device.ensure_triton_backend() chose CUDA or the interpreter.
+    # happen after core.runtime.device.ensure_triton_backend() chose CUDA or the interpreter.
     from kernels.flash_attention import flash_attention
 
     return flash_attention(q, k, v, causal, scale)

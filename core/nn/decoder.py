@@ -13,7 +13,7 @@ which the logit lens applies to any layer's stream (nostalgebraist 2020); ``run_
 is the middle part alone, for a model that embeds its inputs itself (a gradient probe,
 multi-token prediction).
 ``checkpoint=True`` recomputes each block in the backward pass (torch.utils.checkpoint).
-Does not handle: encoder-decoder models, MoE layers (core/moe.py composes its own).
+Does not handle: encoder-decoder models, MoE layers (core/models/moe.py composes its own).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
   with T_k > T_q the queries sit at the end of the keys (a KV cache: bottom-right).
 - ``window_mask``: causal and at most ``window`` keys back (sliding window).
 - ``padding_mask``: per sequence, keys past its length are hidden (right padding).
-Document (packing) masks live with packing in core/packing.py.
+Document (packing) masks live with packing in core/models/packing.py.
 Does not handle: additive float masks (pass booleans; attention turns them into -inf).
 """
 

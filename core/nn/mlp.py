@@ -3,7 +3,7 @@
 SwiGLU(x) = W_down (SiLU(W_gate x) * W_up x) (Shazeer 2020, eq. 5 with Swish_1);
 gate and up are one fused weight [W_gate; W_up]: one wide matmul, except for inference on a
 CPU, where two matmuls on its halves are 5-10 % faster at SmolLM2's widths (bench/llm.py); with
-gradients on, the one matmul keeps what autograd saves the same (core/llm_measure.py counts it).
+gradients on, the one matmul keeps what autograd saves the same (core/measure/llm_runs.py counts it).
 GELU MLP = W_2 GELU(W_1 x).
 Does not handle: GeGLU, biases on SwiGLU (no released Llama-family model has them).
 """

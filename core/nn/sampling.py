@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.validation import ValidationError, check_float, check_int
+from core.runtime.validation import ValidationError, check_float, check_int
 
 MAX_TEMPERATURE = 5.0
 

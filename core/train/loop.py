@@ -1,6 +1,6 @@
 """The training loop every live run shares: steps, evaluation cadence, time limit, progress.
 
-``train(step, steps, ...)`` calls ``job.check()`` (core.scheduler: the job's time limit),
+``train(step, steps, ...)`` calls ``job.check()`` (core.runtime.scheduler: the job's time limit),
 then ``step(i)`` for i = 0 .. steps - 1; after step i it evaluates when i + 1 is in
 ``eval_at`` and reports ``progress(fraction, message(i + 1, result))`` on the first step,
 every ``progress_every`` steps and on the last. What a step does (its batch, its loss,

@@ -8,8 +8,10 @@ import json
 import pytest
 import torch
 
-import core.attention as A
 from bench import attention as bench
+from core import attention
+from core.measure import attention_bench
+from core.runtime import recorded
 
 
 @pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
@@ -18,7 +20,7 @@ def test_every_cuda_config_passes_validation(quick):
     configs = bench.plan(torch.device("cuda"), quick)
     assert len(configs) == (24 if not quick else 6)
     for cfg in configs:
-        checked = A.check_bench_config(cfg, "cuda")
+        checked = attention_bench.check_bench_config(cfg, "cuda")
         assert checked.batch * checked.seqs[-1] == bench.TOKENS
         assert checked.heads * checked.head_dim == bench.HIDDEN
     cases, problems = bench.dry_run_cases(configs)
@@ -38,8 +40,8 @@ def test_cuda_plan_puts_the_targets_first_and_naive_only_at_small_n():
 def test_the_old_cpu_cap_would_have_refused_the_plan():
     """The same configs on a CPU (cap 256 for batch x heads) are refused: the cap is per device."""
     cfg = bench.plan(torch.device("cuda"), quick=True)[0]
-    with pytest.raises(A.ValidationError, match="batch x heads"):
-        A.check_bench_config(cfg, "cpu")
+    with pytest.raises(attention.ValidationError, match="batch x heads"):
+        attention_bench.check_bench_config(cfg, "cpu")
 
 
 def test_sweep_plan_is_valid_and_starts_with_the_shipped_table():
@@ -62,7 +64,7 @@ def test_a_failing_case_is_recorded_and_the_rest_still_run(monkeypatch, tmp_path
             raise RuntimeError("kernel crashed (simulated)")
         return real(cfg, device, deadline=deadline)
 
-    tiny = [A.BenchConfig(seqs=(16,), heads=1, head_dim=d, impls=("sdpa", "sdpa_flash"), backward=True,
+    tiny = [attention_bench.BenchConfig(seqs=(16,), heads=1, head_dim=d, impls=("sdpa", "sdpa_flash"), backward=True,
                           warmup=0, repeats=2) for d in (16, 32)]
     monkeypatch.setattr(bench, "run_benchmark", flaky)
     written = []
@@ -78,14 +80,14 @@ def test_a_failing_case_is_recorded_and_the_rest_still_run(monkeypatch, tmp_path
 
 
 def test_cases_past_the_budget_are_skipped_not_lost():
-    cfg = A.BenchConfig(seqs=(16,), heads=1, head_dim=16, impls=("sdpa",))
+    cfg = attention_bench.BenchConfig(seqs=(16,), heads=1, head_dim=16, impls=("sdpa",))
     (case,) = bench.run_cases([cfg], "cpu", deadline=0.0)
     assert case["status"] == "skipped: time budget spent"
 
 
 def test_main_writes_after_every_case(monkeypatch, tmp_path):
-    tiny = [A.BenchConfig(seqs=(16,), heads=1, head_dim=16, impls=("sdpa", "triton"), warmup=0, repeats=1),
-            A.BenchConfig(seqs=(16,), heads=1, head_dim=16, causal=True, impls=("sdpa",), warmup=0, repeats=1)]
+    tiny = [attention_bench.BenchConfig(seqs=(16,), heads=1, head_dim=16, impls=("sdpa", "triton"), warmup=0, repeats=1),
+            attention_bench.BenchConfig(seqs=(16,), heads=1, head_dim=16, causal=True, impls=("sdpa",), warmup=0, repeats=1)]
     monkeypatch.setattr(bench, "plan", lambda device, quick: tiny)
     seen = []
     real_write = bench._write
@@ -113,7 +115,7 @@ def test_dry_run_writes_every_case_not_run(tmp_path):
 
 
 def test_dry_run_fails_when_a_case_could_not_start(monkeypatch, tmp_path):
-    bad = [A.BenchConfig(seqs=(1024,), batch=65, heads=32, head_dim=64, dtype="bfloat16")]
+    bad = [attention_bench.BenchConfig(seqs=(1024,), batch=65, heads=32, head_dim=64, dtype="bfloat16")]
     monkeypatch.setattr(bench, "plan", lambda device, quick: bad)
     with pytest.raises(SystemExit) as stop:
         bench.main(["--dry-run", "--out", str(tmp_path)])
@@ -121,7 +123,7 @@ def test_dry_run_fails_when_a_case_could_not_start(monkeypatch, tmp_path):
 
 
 def test_summary_gives_ratios_to_both_backends_and_the_verdict():
-    rows = A.compare_rows([
+    rows = recorded.compare_rows([
         {"impl": "triton", "n": 4096, "mode": "fwd", "ms": 2.0, "tflops": 300.0, "head_dim": 64, "causal": False,
          "max_err": 4e-3, "status": "ok"},
         {"impl": "sdpa_flash", "n": 4096, "mode": "fwd", "ms": 2.2, "tflops": 270.0, "head_dim": 64, "causal": False},

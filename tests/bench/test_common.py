@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from bench import run_all
-from bench.common import load_results, write_result
+from bench.common import write_result
+from core.runtime.recorded import load_results
 
 
 def test_write_and_load_result(tmp_path):

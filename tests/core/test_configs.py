@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.configs import PRESETS, ModelConfig, custom_config, param_count, validate_config
-from core.validation import ValidationError
+from core.runtime.validation import ValidationError
 
 
 @pytest.mark.parametrize("name, total", [

@@ -22,7 +22,7 @@ from core.fp8 import (
     round_to_grid,
     synthetic_activations,
 )
-from core.validation import ValidationError
+from core.runtime.validation import ValidationError
 
 TORCH_DTYPES = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}
 

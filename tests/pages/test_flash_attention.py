@@ -69,7 +69,7 @@ def test_bad_benchmark_settings_show_a_message():
 
 
 def test_recorded_gpu_tab_is_graceful(page):
-    from core.attention import recorded_gpu_results
+    from core.runtime.recorded import recorded_gpu_results
 
     if recorded_gpu_results() is not None:
         assert any("Recorded on" in c for c in texts(page.caption))
@@ -116,13 +116,13 @@ def _fake_gpu_doc() -> dict:
 def test_recorded_gpu_results_render(tmp_path, monkeypatch):
     import json
 
-    import core.attention
-    from app import cache
+    from app.cache import attention as attention_cache
+    from core.runtime import recorded
 
     bundle = {"benchmark": "gpu-check", "results": {"attention-cuda": _fake_gpu_doc()}}
     (tmp_path / "gpu-check-cuda.json").write_text(json.dumps(bundle), encoding="utf-8")
-    monkeypatch.setattr(core.attention, "RESULTS_DIR", tmp_path)
-    cache.attention_gpu_results.clear()
+    monkeypatch.setattr(recorded, "RESULTS_DIR", tmp_path)
+    attention_cache.gpu_results.clear()
     try:
         at = open_page("flash_attention.py")
         assert_clean(at)
@@ -132,4 +132,4 @@ def test_recorded_gpu_results_render(tmp_path, monkeypatch):
         assert any({"spread", "vs SDPA cuDNN", "grad max |err|"} <= c for c in columns)
         assert any("SDPA's own choice of backend" in c and "FLASH_ATTENTION" in c for c in texts(at.caption))
     finally:
-        cache.attention_gpu_results.clear()
+        attention_cache.gpu_results.clear()

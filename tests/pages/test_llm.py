@@ -153,7 +153,7 @@ def test_a_full_queue_says_the_server_is_busy(page, monkeypatch):
     """ATLAS_MAX_QUEUE=1 and another job holding the CPU: Generate is refused at once, with a message."""
     import threading
 
-    from core.scheduler import heavy_job
+    from core.runtime.scheduler import heavy_job
 
     monkeypatch.setenv("ATLAS_MAX_QUEUE", "1")
     holding, release = threading.Event(), threading.Event()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import tokenizers as T
+from core import tokenizers
 from tests.pages.apptest import assert_clean, metric, open_page
 
 
@@ -26,7 +26,7 @@ def _type(at, text: str):
 
 def test_default_view(page):
     assert "Tokenization" in [t.value for t in page.title]
-    assert int(metric(page, "Tokens")) == len(T.encode_ids("cl100k_base", T.EXAMPLES["English"]))
+    assert int(metric(page, "Tokens")) == len(tokenizers.encode_ids("cl100k_base", tokenizers.EXAMPLES["English"]))
     assert 'class="tkv"' in _html(page) and "id 9906" in _html(page)   # "Hello"
     assert any("reproduces the text exactly" in s.value for s in page.success)
 
@@ -40,7 +40,7 @@ def test_typing_escapes_html(page):
 
 def test_presets_and_tokenizer_switch(page):
     page.selectbox(key="tok_preset").set_value("Chinese").run()
-    assert page.text_area(key="tok_text").value == T.EXAMPLES["Chinese"]
+    assert page.text_area(key="tok_text").value == tokenizers.EXAMPLES["Chinese"]
     assert 'class="g"' in _html(page)          # characters cut into byte pieces are grouped
     at = page.selectbox(key="tok_name").set_value("bert-wordpiece").run()
     assert_clean(at)
@@ -66,12 +66,12 @@ def test_bad_input_messages(page, text, kind, needle):
 
 
 def test_side_by_side(page):
-    _type(page, T.EXAMPLES["Japanese"])
+    _type(page, tokenizers.EXAMPLES["Japanese"])
     page.session_state["tok_tab"] = "Side by side"
     at = page.run()
     assert_clean(at)
     frame = at.dataframe[0].value
-    assert len(frame) == len([n for n in T.list_tokenizers() if n != "o200k_harmony"])
+    assert len(frame) == len([n for n in tokenizers.list_tokenizers() if n != "o200k_harmony"])
     assert frame["tokens / CJK char"].notna().all()
     at.multiselect(key="tok_compare").set_value([]).run()
     assert any("Pick at least one" in i.value for i in at.info)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from tests.core.test_vision_tokens import _png_header
+from tests.core.models.test_vision_tokens import _png_header
 from tests.pages.apptest import assert_clean, errors, metric, open_page
 
 

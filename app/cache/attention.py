@@ -1,0 +1,81 @@
+"""FlashAttention page: block tables, the tiling walkthrough, benchmarks, memory, IO, recorded GPU runs.
+
+Cached wrappers only (see app/cache/__init__.py for the rules).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import attention
+from core.data.corpus import wiki_articles
+from core.measure import attention_bench
+from core.runtime import recorded
+from core.runtime.scheduler import heavy_job
+from core.views import tiling
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def block_sizes(head_dim: int, dtype: str, device: str, capability: tuple[int, int] | None = None):
+    """The Triton kernel's block sizes for this head_dim/dtype on ``device`` (or a GPU capability)."""
+    return attention_bench.kernel_block_sizes(head_dim, dtype, device, capability)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def walkthrough(cfg):
+    """Naive and tiled attention on one head, with the tiled run's trace (core.attention)."""
+    return tiling.tiling_walkthrough(cfg)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def kernel_check(cfg, device: str):
+    """Our Triton kernel on the walkthrough's head, with the drawn block sizes."""
+    return tiling.kernel_check(walkthrough(cfg), device)
+
+
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
+def benchmark(cfg, device: str, _progress=None, _on_wait=None):
+    """Timings and errors of every implementation (a heavy job on ``device``)."""
+    with heavy_job("FlashAttention benchmark", device, time_limit_s=attention_bench.BENCH_TIME_LIMIT_S,
+                   on_wait=_on_wait) as job:
+        return attention_bench.run_benchmark(cfg, device, progress=_progress, job=job)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def memory(cfg, device: str, _on_wait=None):
+    """Analytic and (CUDA) measured peak memory of each implementation's forward."""
+    with heavy_job("FlashAttention memory", device, time_limit_s=120, on_wait=_on_wait) as job:
+        return attention_bench.memory_footprint(cfg, device, job=job)
+
+
+@st.cache_data(max_entries=1, ttl=3600, show_spinner=False)
+def wiki_titles(limit: int = 40) -> tuple[str, ...]:
+    return tuple(a.title for a in wiki_articles()[:limit])
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def wiki_text(title: str) -> str:
+    return next((a.text for a in wiki_articles() if a.title == title), "")
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def row_progress(cfg, row: int, key_block: int):
+    """One row's online-softmax state after key block ``key_block`` of the walkthrough."""
+    return tiling.row_progress(walkthrough(cfg), row, key_block)
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def busiest_row(cfg, q_block: int) -> int:
+    return tiling.busiest_row(walkthrough(cfg), q_block)
+
+
+@st.cache_data(max_entries=4, ttl=300, show_spinner=False)
+def gpu_results() -> dict | None:
+    """The recorded GPU-check attention results (bench/results/gpu-check-cuda.json), or None."""
+    return recorded.recorded_gpu_results()
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def io(cfg):
+    """FlashAttention paper's IO analysis (pure arithmetic)."""
+    return attention.io_analysis(cfg)
