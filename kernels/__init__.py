@@ -26,7 +26,7 @@ def ensure_triton_backend() -> bool:
 
 
 def _cuda_chosen() -> bool:
-    """Same rule as core.device.pick_device: ATLAS_DEVICE if set, else CUDA when visible."""
+    """Same rule as core.runtime.device.pick_device: ATLAS_DEVICE if set, else CUDA when visible."""
     choice = os.environ.get("ATLAS_DEVICE", "").strip().lower()
     if choice and not choice.startswith("cuda"):
         return False

@@ -2,7 +2,7 @@
 
 check_qkv (shape, dtype, device of q, k, v), resolve_scale (the softmax scale),
 check_head_dim and check_bool; errors are kernels.errors.ValidationError, which
-core.validation re-exports (pages show their messages).
+core.runtime.validation re-exports (pages show their messages).
 Does not handle: checks of benchmark or page settings (core/ has those).
 """
 

@@ -1,7 +1,7 @@
 """The two error types every input check raises, kernel or not (no dependencies).
 
-core/validation.py re-exports both under the same names, so pages catching
-``core.validation.ValidationError`` also catch what kernels/ raises: one class
+core/runtime/validation.py re-exports both under the same names, so pages catching
+``core.runtime.validation.ValidationError`` also catch what kernels/ raises: one class
 each, defined here because kernels/ imports nothing from core/.
 Does not handle: formatting messages for a page (app/ui.py shows ``str(err)``).
 """
