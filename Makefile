@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run serve test lint unit browser bench gpu-check gpu-dry-run triton36 install dev chromium clean
+.PHONY: run serve test lint unit browser bench gpu-check gpu-dry-run triton36 install dev chromium catalogs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
-dev: $(VENV)/.dev-installed
+install: $(VENV)/.installed catalogs
+dev: $(VENV)/.dev-installed catalogs
+
+## The translation catalogs: app/locale/<lang>/*.po merged and compiled to .mo (never committed).
+catalogs: $(VENV)/.installed
+	$(PY) -m app.i18n compile
 
 ## make run: serve the app on http://$(HOST):$(PORT)
 run: install
