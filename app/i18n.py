@@ -152,7 +152,7 @@ def template_pattern(template: str) -> tuple[re.Pattern | None, tuple[str, ...]]
 def fill(translation: str, names: tuple[str, ...], values: tuple[str, ...], lang: str) -> str:
     """The translation with each field replaced by the (already formatted) value it matched;
     values that are themselves catalogued words (a setting's name) are translated too."""
-    by_name = {n: v for n, v in zip(names, values, strict=True)}
+    by_name = dict(zip(names, values, strict=True))
     out = []
     for literal, field, _spec, _conv in string.Formatter().parse(translation):
         out.append(literal)
@@ -186,7 +186,7 @@ def translate_message(message: str, lang: str | None = None) -> str:
 def compile_catalogs(locale_dir: Path = LOCALE_DIR) -> list[Path]:
     """Merge each language's .po files into LC_MESSAGES/atlas.mo; returns the files written.
     The same msgid translated two ways in two files is an error."""
-    from babel.messages.catalog import Catalog   # Babel: only needed to build the catalogs
+    from babel.messages.catalog import Catalog  # Babel: only needed to build the catalogs
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
