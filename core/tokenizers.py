@@ -414,6 +414,37 @@ def missing_bytes(name: str) -> frozenset[int]:
     return frozenset(set(range(256)) - singles)
 
 
+@dataclass(frozen=True)
+class DroppedBytes:
+    count: int                                  # UTF-8 bytes of the text the tokenizer drops
+    values: tuple[tuple[int, int], ...]         # (byte value, occurrences), by value
+    chars: tuple[tuple[str, str, int], ...]     # (U+XXXX, Unicode name, occurrences) holding them
+
+
+def dropped_bytes(name: str, text: str) -> DroppedBytes:
+    """The bytes of ``text`` (as the tokenizer sees it, :func:`prepare`) that ``name``'s
+    vocabulary has no token for (:func:`missing_bytes`): encoding silently drops them,
+    so decode(encode(text)) loses them. Empty for every vocabulary that holds all 256 bytes."""
+    missing = missing_bytes(name)
+    shown = prepare(name, _checked(text, MAX_ENCODE_CHARS)) if missing else ""
+    data = shown.encode("utf-8")
+    if not missing or not missing.intersection(data):
+        return DroppedBytes(0, (), ())
+    chars = []
+    for ch in sorted(set(shown)):
+        hit = [b for b in ch.encode("utf-8") if b in missing]
+        if hit:
+            chars.append((f"U+{ord(ch):04X}", _char_name(ch), shown.count(ch)))
+    values = tuple((b, data.count(bytes([b]))) for b in sorted(missing.intersection(data)))
+    return DroppedBytes(sum(n for _, n in values), values, tuple(chars))
+
+
+def _char_name(ch: str) -> str:
+    """The Unicode name, or what the character is when it has none (controls, unassigned)."""
+    kinds = {"Cc": "control character", "Cn": "unassigned code point", "Co": "private-use character"}
+    return unicodedata.name(ch, "") or kinds.get(unicodedata.category(ch), "unnamed character")
+
+
 @functools.cache
 def id_bytes_table(name: str) -> tuple[bytes, ...]:
     """Bytes of every id (index = id; b"" for ids with no token). Special tokens: their UTF-8 text."""
@@ -634,3 +665,12 @@ def chat_prompt(fmt: str, system: str, user: str, assistant: str) -> str:
     parts = {k: check_text(v, max_chars=MAX_CHAT_CHARS, allow_empty=True, name=k.capitalize()).text
              for k, v in (("system", system), ("user", user), ("assistant", assistant))}
     return chat.template.format(**parts)
+
+
+def chat_messages(system: str, user: str, assistant: str) -> list[dict]:
+    """The same conversation as role/content messages, each checked as :func:`chat_prompt` checks
+    it (for a model's own jinja chat template, core.llm.PretrainedLM.chat_text); an empty system
+    message is left out (the template may then add its default one)."""
+    parts = [(role, check_text(v, max_chars=MAX_CHAT_CHARS, allow_empty=True, name=role.capitalize()).text)
+             for role, v in (("system", system), ("user", user), ("assistant", assistant))]
+    return [{"role": role, "content": text} for role, text in parts if text or role != "system"]

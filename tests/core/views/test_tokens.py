@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core import tokenizers
+from core.models import bpe
 from core.views import tokens as token_view
 
 
@@ -41,3 +42,31 @@ def test_render_html_wordpiece_gaps():
     text = "Hello,   World"
     html = token_view.render_html(text, tokenizers.encode("bert-wordpiece", text))
     assert 'class="gap"' in html                  # the dropped spaces are drawn grey
+
+
+def test_token_view_round_trip_and_dropped_bytes():
+    view = token_view.token_view("cl100k_base", "Hello <b>world</b>")
+    assert view.ids == tuple(tokenizers.encode_ids("cl100k_base", "Hello <b>world</b>"))
+    assert view.n == len(view.ids) and view.decoded == "Hello <b>world</b>" and view.utf8_bytes == 18
+    assert "<b>" not in view.html and view.dropped.count == 0
+    lossy = token_view.token_view("smollm2", "a\x04b")
+    assert lossy.decoded == "ab" and lossy.dropped.count == 1 and lossy.n == 2
+    assert 'class="gap"' in lossy.html                       # the dropped character drawn as uncovered text
+    nfc = token_view.token_view("qwen2.5", "e\u0301")
+    assert nfc.shown == "é" and nfc.utf8_bytes == 2
+
+
+def test_token_view_special_tokens_only_when_allowed():
+    prompt = "<|im_start|>user\nHi<|im_end|>"
+    special = token_view.token_view("smollm2", prompt, allow_special=True)
+    plain = token_view.token_view("smollm2", prompt)
+    assert special.ids[0] == 1 and 'class="t sp"' in special.html
+    assert plain.n > special.n and 1 not in plain.ids
+
+
+def test_merge_view_counts_tokens_before_and_after_a_merge():
+    model = bpe.train("low lower lowest " * 50, bpe.BPEConfig(n_merges=5))
+    view = token_view.merge_view(model, "lowest", 1)
+    assert view.before == len(bpe.encode(model, "lowest", 0)) == 6
+    assert view.after == len(bpe.encode(model, "lowest", 1)) < view.before
+    assert view.before_html.count('class="t ') == view.before and view.after_html.count('class="t ') == view.after
