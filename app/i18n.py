@@ -108,7 +108,7 @@ def translate(msgid: str, lang: str) -> str:
     if lang == DEFAULT or not msgid:
         return msgid
     text = translations(lang).gettext(msgid)
-    if text == msgid and any(c.isalpha() for c in msgid):
+    if text == msgid and msgid not in _catalog_keys(lang) and any(c.isalpha() for c in msgid):
         MISSING.add((lang, msgid))
     return text
 
@@ -122,7 +122,9 @@ def t(msgid: str, **params) -> str:
 # ---------------------------------------------------------------- core's messages
 @functools.cache
 def _templates(lang: str) -> tuple[tuple[re.Pattern, str, tuple[str, ...]], ...]:
-    """(pattern, translation, field names) of every catalogued message template, longest first."""
+    """(pattern, translation, field names) of every catalogued message template, the most
+    literal text first: "head_dim must be a whole number, got {v0}." is tried before
+    "{name} must be a whole number, got {v0}.", and "... on cuda." before "... on {dev.type}."."""
     catalog = getattr(translations(lang), "_catalog", {})
     out = []
     for msgid, msgstr in catalog.items():
@@ -130,8 +132,9 @@ def _templates(lang: str) -> tuple[tuple[re.Pattern, str, tuple[str, ...]], ...]
             continue
         pattern, names = template_pattern(msgid)
         if pattern is not None:
-            out.append((pattern, msgstr, names))
-    return tuple(sorted(out, key=lambda item: -len(item[0].pattern)))
+            literal = sum(len(text) for text, *_ in string.Formatter().parse(msgid))
+            out.append((literal, pattern, msgstr, names))
+    return tuple(item[1:] for item in sorted(out, key=lambda item: -item[0]))
 
 
 def template_pattern(template: str) -> tuple[re.Pattern | None, tuple[str, ...]]:

@@ -6,8 +6,9 @@ each such f-string into a catalog entry whose placeholders are the f-string's ow
 a simple name or attribute keeps its text ("{name}", "{cfg.seq}"), any other expression
 becomes "{v0}", "{v1}" ... in order. app/i18n.translate_message matches a raised message
 against these templates at display time. Also extracted, since they end up inside messages:
-the setting names given to core.runtime.validation's check_* helpers, the ``what`` and ``hint``
-of oom_guard, and the names of heavy jobs.
+the setting names given to core.runtime.validation's check_* helpers and decode_upload, the
+``what`` and ``hint`` of oom_guard (by keyword or position), the names of heavy jobs, and the
+str defaults of ``name``/``what``/``hint`` parameters.
 Does not handle: messages assembled in a variable before the raise (write them inline), or
 built with ``%`` / ``.format`` (write f-strings).
 """
@@ -20,7 +21,9 @@ import re
 EXCEPTIONS = {"ValidationError", "ResourceError", "DeviceOutOfMemory", "JobTimeout", "QueueTimeout",
               "QueueFull", "ValueError"}
 NAMED = {"check_int": 0, "check_float": 0, "check_choice": 0, "oom_guard": 0, "heavy_job": 0}
+POSITIONAL_HINTS = {"oom_guard": 2}   # oom_guard(what, device, hint): a hint given without its keyword
 NAME_KWARGS = {"name", "hint", "what"}
+NAME_CALLS = {"decode_upload"}   # also take their name=... (like the check_* helpers)
 SIMPLE = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
@@ -56,6 +59,8 @@ def messages(source: str) -> list[tuple[int, str]]:
     """(line, message template) of every catalogued message in one module's source."""
     found = []
     for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found += _default_names(node)
         if not isinstance(node, ast.Call):
             continue
         name = _callee(node)
@@ -64,13 +69,27 @@ def messages(source: str) -> list[tuple[int, str]]:
             args.append(node.args[0])
         if name in NAMED and len(node.args) > NAMED[name]:
             args.append(node.args[NAMED[name]])
-        if name.startswith("check_") or name in NAMED:
+        if name in POSITIONAL_HINTS and len(node.args) > POSITIONAL_HINTS[name]:
+            args.append(node.args[POSITIONAL_HINTS[name]])
+        if name.startswith("check_") or name in NAMED or name in NAME_CALLS:
             args += [kw.value for kw in node.keywords if kw.arg in NAME_KWARGS]
         for arg in args:
             text = template(arg, source)
             if text and any(c.isalpha() for c in text):
                 found.append((node.lineno, text))
     return found
+
+
+def _default_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[int, str]]:
+    """The str defaults of a function's name/what/hint parameters (``name="The upload"``):
+    they end up inside its messages when a caller gives none."""
+    a = func.args
+    positional = a.posonlyargs + a.args
+    pairs = list(zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True))
+    pairs += [(arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
+    return [(func.lineno, d.value) for arg, d in pairs
+            if arg.arg in NAME_KWARGS and isinstance(d, ast.Constant) and isinstance(d.value, str)
+            and any(c.isalpha() for c in d.value)]
 
 
 def extract_core(fileobj, keywords, comment_tags, options):

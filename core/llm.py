@@ -381,8 +381,9 @@ def build_prompt(lm: PretrainedLM, *, chat: bool, text: str, system: str = "") -
     if not isinstance(text, str) or not isinstance(system, str):
         raise ValidationError("The prompt must be text.")
     if not text.strip():
-        raise ValidationError("The prompt is only whitespace: type a question or some text."
-                              if text else "The prompt is empty: type a question or some text.")
+        if text:
+            raise ValidationError("The prompt is only whitespace: type a question or some text.")
+        raise ValidationError("The prompt is empty: type a question or some text.")
     sys_checked = check_text(system, max_chars=MAX_SYSTEM_CHARS, allow_empty=True, name="The system message")
     sys_text = sys_checked.text if chat else ""
     cap = MAX_PROMPT_CHARS - len(sys_text)

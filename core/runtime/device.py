@@ -161,8 +161,9 @@ def oom_guard(what: str, device: torch.device | str | None = None, hint: str = "
             raise
         free_memory(device)
         dev = torch.device(device) if device is not None else pick_device()
-        tip = f" {hint}" if hint else ""
-        raise DeviceOutOfMemory(f"{what} ran out of memory on {dev.type}.{tip}") from None
+        if hint:
+            raise DeviceOutOfMemory(f"{what} ran out of memory on {dev.type}. {hint}") from None
+        raise DeviceOutOfMemory(f"{what} ran out of memory on {dev.type}.") from None
 
 
 def synchronize(device: torch.device | str) -> None:
