@@ -1,4 +1,5 @@
-"""RNN vs Transformer: unrolling, training, measured time, gradient flow, gates, memory, attention."""
+"""RNN vs Transformer: unrolling, training, measured time, gradient flow, gates, memory, attention,
+and the real SmolLM2 continuing the toy models' prompt."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from core.data import char_data
 from core.measure import sequence_timing
 from core.models import sequence_models, sequence_probes
 from core.runtime.validation import ResourceError, ValidationError
-from core.train import smooth
 
 KINDS = sequence_models.KINDS
 LABELS = sequence_models.LABELS
@@ -25,6 +25,7 @@ PROBE_TEXT = ("The history of the city begins with a small settlement on the riv
               "which grew into a trading port in the twelfth century.")
 MAX_PROBE_CHARS = 240                # characters shown in gate and attention heatmaps
 MAX_PROMPT_CHARS = 200
+SEED = 0                             # the samples' seed (toy models and SmolLM2 alike)
 
 ui.page_header(
     "RNN vs Transformer",
@@ -60,23 +61,19 @@ def training_controls() -> tuple[int, int, sequence_models.TrainConfig]:
 
 
 def config_table(configs: dict, block: int) -> pd.DataFrame:
-    rows = []
-    for kind, cfg in configs.items():
-        rows.append({
-            "Model": LABELS[kind], "Architecture": sequence_models.describe(cfg),
-            "Parameters": f"{sequence_models.param_count(cfg):,}",
-            "Forward FLOPs / char": ui.fmt_count(sequence_timing.forward_flops(cfg, 1, block) / block),
-            f"Sequential steps (T = {block})": sequence_timing.sequential_steps(cfg, block),
-        })
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{
+        "Model": LABELS[r["kind"]], "Architecture": r["architecture"], "Parameters": f"{r['params']:,}",
+        "Forward FLOPs / char": ui.fmt_count(r["flops_per_char"]),
+        f"Sequential steps (T = {block})": r["sequential_steps"],
+    } for r in sequence_models_cache.config_rows(configs, block)])
 
 
-def trained_models(corpus):
+def trained_models():
     """The trained models of this session's last Train click, else the models at initialisation."""
     spec = st.session_state.get("rvt_spec")
     if spec is not None:
         try:
-            return train_with_progress(spec, corpus)
+            return train_with_progress(spec)
         except ResourceError as exc:             # time limit or memory: say so, fall back
             ui.show_error(exc)
             del st.session_state["rvt_spec"]
@@ -84,9 +81,9 @@ def trained_models(corpus):
     return sequence_models_cache.fresh(sequence_models_cache.configs(budget, layers), device)
 
 
-def train_with_progress(spec: dict, corpus):
+def train_with_progress(spec: dict):
     configs = sequence_models_cache.configs(spec["budget"], spec["layers"])
-    return ui.run_with_progress(sequence_models_cache.trained, configs, spec["train"], device, _corpus=corpus,
+    return ui.run_with_progress(sequence_models_cache.trained, configs, spec["train"], device,
                                 text="Training the four models…")
 
 
@@ -111,7 +108,7 @@ with ui.guard():
                f"{corpus.train.numel():,} characters (validation: {corpus.val.numel():,}, other "
                "articles). Every model sees the same batches; Adam with warm-up and cosine decay, "
                "gradient clipping at 1.")
-    trained = trained_models(corpus)
+    trained = trained_models()
     if trained.train is None:
         st.info("The analyses below use the models **at initialisation** until you press *Train*: "
                 "gradient flow at initialisation is the classic picture; gates and attention become "
@@ -119,7 +116,7 @@ with ui.guard():
                 icon=":material/info:")
     else:
         t = trained.train
-        mean_params = sum(map(sequence_models.param_count, trained.configs.values())) / len(trained.configs)
+        mean_params = sequence_models_cache.mean_params(trained)
         st.success(f"Using models trained for {t.steps:,} steps ({t.batch} × {t.block} characters per "
                    f"step, learning rate {t.lr:g}), ≈ {ui.fmt_count(mean_params)} parameters each. "
                    "Change the settings and press *Train* again to retrain.",
@@ -132,12 +129,12 @@ tabs = st.tabs(["Training", "Unrolling", "Time vs length", "Gradient flow", "LST
 # ---------------------------------------------------------------- training tab
 def loss_figure(trained) -> go.Figure:
     fig = go.Figure()
-    for kind, h in trained.history.items():
-        fig.add_scatter(x=h.steps, y=smooth(h.train_loss, max(1, len(h.train_loss) // 50)), mode="lines", name=LABELS[kind],
+    for kind, h in sequence_models_cache.loss_curves(trained).items():
+        fig.add_scatter(x=h["steps"], y=h["train"], mode="lines", name=LABELS[kind],
                         line={"color": COLORS[kind], "width": 1.5}, legendgroup=kind,
                         hovertemplate="step %{x}: %{y:.3f} nats/char (train, smoothed)<extra>"
                         + LABELS[kind] + "</extra>")
-        fig.add_scatter(x=h.val_steps, y=h.val_loss, mode="markers+lines", name=LABELS[kind],
+        fig.add_scatter(x=h["val_steps"], y=h["val"], mode="markers+lines", name=LABELS[kind],
                         line={"color": COLORS[kind], "dash": "dot"}, legendgroup=kind, showlegend=False,
                         hovertemplate="step %{x}: %{y:.3f} nats/char (validation)<extra>"
                         + LABELS[kind] + "</extra>")
@@ -153,16 +150,13 @@ def loss_figure(trained) -> go.Figure:
 
 
 def result_table(trained) -> pd.DataFrame:
-    rows = []
-    for kind, h in trained.history.items():
-        rows.append({
-            "Model": LABELS[kind], "Parameters": f"{sequence_models.n_params(trained.models[kind]):,}",
-            "Validation loss (nats/char)": round(h.val_loss[-1], 3),
-            "Bits per character": round(h.val_loss[-1] / math.log(2), 3),
-            "Training time": ui.fmt_ms(1e3 * h.seconds),
-            "Characters / s (training)": ui.fmt_count(h.tokens / h.seconds if h.seconds else None),
-        })
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{
+        "Model": LABELS[r["kind"]], "Parameters": f"{r['params']:,}",
+        "Validation loss (nats/char)": round(r["val_loss"], 3),
+        "Bits per character": round(r["val_loss"] / math.log(2), 3),
+        "Training time": ui.fmt_ms(1e3 * r["seconds"]),
+        "Characters / s (training)": ui.fmt_count(r["tokens"] / r["seconds"] if r["seconds"] else None),
+    } for r in sequence_models_cache.result_rows(trained)])
 
 
 def samples_section(trained) -> None:
@@ -170,15 +164,38 @@ def samples_section(trained) -> None:
     prompt = c1.text_input("Prompt", "The ", key="rvt_prompt", max_chars=MAX_PROMPT_CHARS)
     temperature = c2.slider("Temperature", 0.0, 1.5, 0.8, 0.05, key="rvt_temp")
     n_new = c3.slider("Characters", 50, 500, 200, 50, key="rvt_nchars")
-    prepared = char_data.prepare_text(prompt, MAX_PROMPT_CHARS)
+    prepared = sequence_models_cache.prepare_text(prompt, MAX_PROMPT_CHARS)
     unknown_notice(prepared)
-    samples = sequence_models_cache.samples(trained.key, prepared.encoded.ids, int(n_new), float(temperature), 0,
-                                _trained=trained)
+    samples = sequence_models_cache.samples(trained, prepared.encoded.ids, int(n_new), float(temperature), SEED)
     cols = st.columns(2)
     for i, (kind, text) in enumerate(samples.items()):
         with cols[i % 2]:
             st.markdown(f"**{LABELS[kind]}**")
             st.code(prepared.encoded.text + text, language=None, wrap_lines=True)
+    with ui.guard():
+        llm_section(trained, prepared.encoded.text, int(n_new), float(temperature))
+
+
+def llm_section(trained, prompt: str, n_chars: int, temperature: float) -> None:
+    """SmolLM2 continues the same prompt, same characters, temperature and seed."""
+    st.markdown("**SmolLM2-135M-Instruct**, a real pretrained LLM, continues the same prompt")
+    wait = st.empty()
+    with st.spinner("SmolLM2 is writing…"):
+        out = sequence_models_cache.llm_continuation(device, prompt, n_chars, temperature, SEED,
+                                                     _on_wait=ui.wait_callback(wait))
+    wait.empty()
+    with st.container(border=True):
+        st.text(prompt + out.text, width="stretch")
+    toy = next(r for r in sequence_models_cache.result_rows(trained) if r["kind"] == "transformer")
+    how = "greedy (temperature 0)" if temperature == 0 else f"temperature {temperature:g}, seed {SEED}"
+    st.caption(
+        f"The same architecture family at **{out.params / toy['params']:,.0f}× the parameters**, trained on "
+        f"trillions of tokens: a decoder-only Transformer like the toy one (Llama-style: RMSNorm, RoPE, "
+        f"SwiGLU, grouped-query attention), {out.params:,} parameters against the toy Transformer's "
+        f"{toy['params']:,}, pretrained on about 2 trillion tokens (Allal et al. 2025) against "
+        f"{toy['tokens']:,} characters here, and reading {out.vocab:,} byte-level BPE tokens instead of "
+        f"{char_data.VOCAB_SIZE} characters. {out.tokens} tokens in {out.seconds:.1f} s on {device}, {how}; "
+        "the prompt as plain text, no chat template" + (" (it ended its text early)." if out.stopped else "."))
 
 
 def unknown_notice(prepared) -> None:
@@ -241,14 +258,14 @@ def node_label(node: tuple, state_name: str) -> str:
 
 
 def depth_figure(n_layers: int) -> go.Figure:
-    Ts = [2**k for k in range(0, 15)]
-    rnn_cfg = sequence_models.make_config("lstm", 8, n_layers)
-    tf_cfg = sequence_models.make_config("transformer", 8, n_layers)
+    curves = sequence_models_cache.depth_curves(n_layers)
     fig = go.Figure()
-    fig.add_scatter(x=Ts, y=[sequence_timing.sequential_steps(rnn_cfg, T) for T in Ts],
-                    name="RNN / LSTM / GRU: T + L − 1", line={"color": COLORS["rnn"]})
-    fig.add_scatter(x=Ts, y=[sequence_timing.sequential_steps(tf_cfg, T) for T in Ts],
-                    name="Transformer: L", line={"color": COLORS["transformer"]})
+    fig.add_scatter(x=curves["T"], y=curves["recurrent"], name="RNN / LSTM / GRU: T + L − 1",
+                    line={"color": COLORS["rnn"]},
+                    hovertemplate="T = %{x:,}: %{y:,} dependent steps<extra>RNN / LSTM / GRU</extra>")
+    fig.add_scatter(x=curves["T"], y=curves["transformer"], name="Transformer: L",
+                    line={"color": COLORS["transformer"]},
+                    hovertemplate="T = %{x:,}: %{y:,} dependent steps<extra>Transformer</extra>")
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     ui.style_figure(fig, x_title="sequence length T (positions, log)",
@@ -449,20 +466,10 @@ def flow_figure(flows: dict) -> go.Figure:
 
 
 def flow_summary(flows: dict) -> pd.DataFrame:
-    rows = []
-    for kind, f in flows.items():
-        near = f.h_norm[f.distance == 0][0]
-        rows.append({"Model": LABELS[kind], "‖grad‖ at distance 0": f"{near:.2e}"} | {
-            f"÷ at distance {d}": (f"{near / f.h_norm[f.distance == d][0]:.1e}"
-                                   if f.h_norm[f.distance == d][0] > 0 else "∞ (exactly 0)")
-            for d in _probe_distances(int(f.distance.max()))
-        })
-    return pd.DataFrame(rows)
-
-
-def _probe_distances(longest: int) -> list[int]:
-    picks = [d for d in (16, 64, 256, 1024) if d < longest]
-    return [*picks, longest] if longest > 0 else []
+    return pd.DataFrame([{"Model": LABELS[r["kind"]], "‖grad‖ at distance 0": f"{r['near']:.2e}"} | {
+        f"÷ at distance {d}": f"{ratio:.1e}" if ratio is not None else "∞ (exactly 0)"
+        for d, ratio in r["ratios"].items()
+    } for r in sequence_models_cache.flow_rows(flows)])
 
 
 with tabs[3], ui.guard():
@@ -479,8 +486,8 @@ with tabs[3], ui.guard():
     g_seed = c[3].number_input("Seed", 0, 10_000, 0, key="rvt_grad_seed")
     trained = need_models()
     wait = st.empty()
-    flows = sequence_models_cache.gradient_flow(trained.key, int(g_T), int(g_seed), float(scale), int(g_batch),
-                                    _trained=trained, _corpus=corpus, _on_wait=ui.wait_callback(wait))
+    flows = sequence_models_cache.gradient_flow(trained, int(g_T), int(g_seed), float(scale), int(g_batch),
+                                                _on_wait=ui.wait_callback(wait))
     wait.empty()
     ui.plot(flow_figure(flows), key="rvt_flow")
     st.dataframe(flow_summary(flows), hide_index=True, width="stretch")
@@ -492,9 +499,7 @@ with tabs[3], ui.guard():
 
 # ---------------------------------------------------------------- gates tab
 def gate_figure(trace, gate: str, text: str, units: int) -> go.Figure:
-    z = trace.gates.get(gate, trace.cell if gate == "cell c" else trace.hidden)
-    order = np.argsort(-z.var(axis=0))[:units]                      # most active units first
-    z = z[:, order].T                                               # (units, T)
+    z, order = sequence_models_cache.gate_matrix(trace, gate, units)    # (units, T), most active first
     tanh_like = gate in ("cell candidate g", "new n", "hidden h") or gate == "cell c"
     chars = [ui.visible_whitespace(ch) for ch in text]
     fig = go.Figure(go.Heatmap(
@@ -513,8 +518,8 @@ def gate_figure(trace, gate: str, text: str, units: int) -> go.Figure:
 
 def gate_means_figure(trace, text: str) -> go.Figure:
     fig = go.Figure()
-    for name, z in trace.gates.items():
-        fig.add_scatter(x=list(range(len(text))), y=z.mean(axis=1), mode="lines", name=name,
+    for name, mean in sequence_models_cache.gate_means(trace).items():
+        fig.add_scatter(x=list(range(len(text))), y=mean, mode="lines", name=name,
                         customdata=list(text), hovertemplate="'%{customdata}': %{y:.3f}<extra>" + name + "</extra>")
     ui.style_figure(fig, x_title="input character (time step t)", y_title="mean over units",
                     height=260)
@@ -523,7 +528,7 @@ def gate_means_figure(trace, text: str) -> go.Figure:
 
 with tabs[4], ui.guard():
     text = st.text_area("Input text", PROBE_TEXT, key="rvt_gate_text", height=80)
-    prepared = char_data.prepare_text(text, MAX_PROBE_CHARS)
+    prepared = sequence_models_cache.prepare_text(text, MAX_PROBE_CHARS)
     unknown_notice(prepared)
     c = st.columns(4)
     trained = need_models()
@@ -535,8 +540,7 @@ with tabs[4], ui.guard():
     names = [*sequence_probes.GATE_NAMES[g_kind], "hidden h"] + (["cell c"] if g_kind == "lstm" else [])
     gate = c[2].selectbox("Show", names, key=f"rvt_gate_name_{g_kind}")
     units = c[3].slider("Units (most variable first)", 8, 128, 32, 8, key="rvt_gate_units")
-    trace = sequence_models_cache.gate_trace(trained.key, g_kind, prepared.encoded.ids, int(g_layer) - 1,
-                                 _trained=trained)
+    trace = sequence_models_cache.gate_trace(trained, g_kind, prepared.encoded.ids, int(g_layer) - 1)
     ui.plot(gate_figure(trace, gate, prepared.encoded.text, int(units)), key="rvt_gate_heat")
     ui.plot(gate_means_figure(trace, prepared.encoded.text), key="rvt_gate_means")
     st.caption(f"Gates recomputed from the module's own weights (weight_ih, weight_hh, biases; "
@@ -589,9 +593,8 @@ with tabs[5], ui.guard():
         ui.plot(recall_figure(result), key="rvt_recall_fig")
         st.caption(f"{r_cfg.steps} Adam steps of {r_cfg.batch} sequences × {r_cfg.seq_len} symbols per "
                    f"run; accuracy on {r_cfg.eval_batches * r_cfg.batch} fresh sequences. Models: "
-                   + "; ".join(f"{LABELS[k]} {sequence_models.describe(c)} "
-                               f"({sequence_models.param_count(c):,} parameters)"
-                               for k, c in result.configs.items()))
+                   + "; ".join(f"{LABELS[r['kind']]} {r['architecture']} ({r['params']:,} parameters)"
+                               for r in sequence_models_cache.config_rows(result.configs, r_cfg.seq_len)))
     else:
         st.info("Press **Train the recall models** (about 5–15 s per run on 2 CPU cores).",
                 icon=":material/psychology:")
@@ -618,7 +621,7 @@ def attention_figure(probs: np.ndarray, text: str, title: str) -> go.Figure:
 with tabs[6], ui.guard():
     a_text = st.text_area("Your text", PROBE_TEXT[:80], key="rvt_attn_text", height=80,
                           help=f"Up to {MAX_PROBE_CHARS} characters are shown.")
-    prepared = char_data.prepare_text(a_text, MAX_PROBE_CHARS)
+    prepared = sequence_models_cache.prepare_text(a_text, MAX_PROBE_CHARS)
     unknown_notice(prepared)
     trained = need_models()
     tf_cfg = trained.configs["transformer"]
@@ -627,7 +630,7 @@ with tabs[6], ui.guard():
         if tf_cfg.n_layers > 1 else 1
     heads = ["mean of heads", *[f"head {h}" for h in range(1, tf_cfg.n_heads + 1)]]
     a_head = c2.selectbox("Head", heads, key="rvt_attn_head")
-    maps = sequence_models_cache.attention(trained.key, prepared.encoded.ids, _trained=trained)
+    maps = sequence_models_cache.attention(trained, prepared.encoded.ids)
     layer_probs = maps.probs[int(a_layer) - 1]                      # (H, T, T)
     probs = layer_probs.mean(axis=0) if a_head == heads[0] else layer_probs[heads.index(a_head) - 1]
     ui.plot(attention_figure(probs, prepared.encoded.text, f"Layer {a_layer}, {a_head}"),
@@ -666,6 +669,8 @@ ui.page_footer(
          "https://arxiv.org/abs/1706.03762"),
         ("Xiong et al. 2020, On Layer Normalization in the Transformer Architecture (pre-norm)",
          "https://arxiv.org/abs/2002.04745"),
+        ("Allal et al. 2025, SmolLM2: When Smol Goes Big (the 135M model: 2T tokens of pretraining)",
+         "https://arxiv.org/abs/2502.02737"),
         ("Karpathy 2015, The Unreasonable Effectiveness of Recurrent Neural Networks",
          "https://karpathy.github.io/2015/05/21/rnn-effectiveness/"),
         ("Appleyard, Kočiský & Blunsom 2016, Optimizing Performance of RNNs on GPUs (cuDNN)",

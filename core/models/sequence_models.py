@@ -20,7 +20,8 @@ written once (sampling: core.nn.sampling).
 Also here: the parameter-budget matcher, live training on gensim's Wikipedia
 sample (core.data.char_data, core.train), and the delayed-recall task ("output the
 symbol seen k steps ago"; cf. the copy task of Hochreiter & Schmidhuber 1997,
-Sec. 5, and Arjovsky et al. 2016, Sec. 4.1).
+Sec. 5, and Arjovsky et al. 2016, Sec. 4.1). For scale, ``llm_continuation`` lets a real
+pretrained decoder (SmolLM2-135M, core/llm.py; Allal et al. 2025) continue the toy models' prompt.
 Does not handle: dropout, bidirectional models, mixed precision, truncated
 BPTT across batches (every training window starts from a zero state).
 """
@@ -35,11 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.configs import param_count as config_param_count
 from core.data.char_data import VOCAB_SIZE, CharCorpus, as_batch, decode, sample_batch
 from core.nn import DecoderConfig, DecoderInternals, DecoderLM, KVCache, attend
 from core.nn.decoder import sinusoidal_positions as sinusoidal_positions  # re-exported
 from core.nn.sampling import SamplingConfig, next_token_distribution, sample_token
 from core.runtime.device import cpu_threads
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import (
     ResourceError as ResourceError,  # re-exported: a full KV cache raises it
 )
@@ -61,6 +64,8 @@ MAX_TRAIN_STEPS = 5_000
 MAX_TRAIN_BLOCK = 512                           # characters per training window
 MAX_TRAIN_BATCH = 256
 MAX_GENERATE = 4_000                            # new tokens per generate() call
+LLM_MAX_TOKENS = 512                            # a real LLM's tokens per continuation (>= 1 char each)
+LLM_TIME_LIMIT_S = 120.0                        # ... and its time limit (200 chars: ~3 s at 15 tokens/s)
 MAX_TRAIN_SECONDS = 900.0                       # one training call, all models together
 HEAD_DIM = 16                                   # Transformer head size chosen by the budget matcher
 
@@ -369,11 +374,13 @@ class TrainedModels:
     train: TrainConfig | None      # None: freshly initialised, not trained
     device: str
     unigram_entropy: float | None  # nats/char of the train text's characters (None if unknown)
+    seed: int = 0                  # initialisation seed of fresh models (trained ones: train.seed)
 
     @property
     def key(self) -> str:
-        """A string that identifies these weights (for result caches)."""
-        return repr((sorted(self.configs.items()), self.train, self.device))
+        """A string that identifies these weights, made from the frozen configs that built them
+        (result caches hash a TrainedModels by it)."""
+        return repr((sorted(self.configs.items()), self.train, self.device, self.seed))
 
 
 def fresh_models(configs: dict[str, SeqConfig], device: torch.device | str,
@@ -381,7 +388,7 @@ def fresh_models(configs: dict[str, SeqConfig], device: torch.device | str,
     """The models at initialisation (same seeds as training), in eval mode."""
     models = {k: build_model(c, device, seed=seed).eval().requires_grad_(False)
               for k, c in configs.items()}
-    return TrainedModels(models, dict(configs), {}, None, str(torch.device(device)), None)
+    return TrainedModels(models, dict(configs), {}, None, str(torch.device(device)), None, seed)
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -454,7 +461,7 @@ def _train_loop(configs, train: TrainConfig, corpus: CharCorpus, device, progres
     for model in models.values():
         model.eval().requires_grad_(False)
     return TrainedModels(models, dict(configs), history, train, str(device),
-                         corpus.unigram_entropy_nats)
+                         corpus.unigram_entropy_nats, train.seed)
 
 
 def _record_train(h: History, step: int, loss: float, seconds: float, tokens: int) -> None:
@@ -514,6 +521,44 @@ def continue_text(model: nn.Module, prompt_ids, n_new: int = 200, *, temperature
     with cpu_threads(device, threads):
         out, _ = generate(model, prompt, n_new, temperature=temperature, top_k=top_k, seed=seed)
     return decode(out[0].tolist())
+
+
+def continue_all(trained: TrainedModels, prompt_ids, n_new: int = 200, *, temperature: float = 0.8,
+                 seed: int = 0) -> dict[str, str]:
+    """Every model's continuation of the same prompt (kind -> text), same temperature and seed."""
+    return {kind: continue_text(model, prompt_ids, n_new, temperature=temperature, seed=seed)
+            for kind, model in trained.models.items()}
+
+
+@dataclass(frozen=True)
+class LLMContinuation:
+    text: str               # the continuation, cut at the characters asked for
+    tokens: int             # BPE tokens generated for it
+    params: int             # the model's parameters (core.configs.param_count)
+    vocab: int              # the tokens it reads and writes (its vocabulary)
+    seconds: float          # wall time of the generation
+    stopped: bool           # the model ended its text (EOS) before reaching the characters
+
+
+def llm_continuation(lm, prompt: str, n_chars: int, *, temperature: float = 0.8, seed: int = 0,
+                     on_wait=None, time_limit_s: float = LLM_TIME_LIMIT_S) -> LLMContinuation:
+    """A real pretrained LLM (core.llm.PretrainedLM) continues the same prompt as plain text, token
+    by token with its KV cache, until the new text is ``n_chars`` characters (or it ends it).
+
+    Same temperature and seed as the toy models (0: greedy); one heavy job on the model's device."""
+    n_chars = check_int("Characters", n_chars, 1, MAX_GENERATE)
+    sampling = SamplingConfig(check_float("Temperature", temperature, 0.0, 10.0), None, None, seed)
+    ids, new = lm.encode(prompt), []
+    started, text = time.perf_counter(), ""
+    with heavy_job("LLM continuation", lm.device, time_limit_s=time_limit_s, on_wait=on_wait) as job:
+        for step in lm.stream(ids, min(n_chars, LLM_MAX_TOKENS), sampling, job=job):
+            new.append(step.token_id)
+            text = lm.decode(new)
+            if len(text) >= n_chars:
+                break
+    stopped = bool(new) and new[-1] in lm.info.eos_ids
+    return LLMContinuation(text[:n_chars], len(new), config_param_count(lm.config)["total"],
+                           lm.config.vocab_size, time.perf_counter() - started, stopped)
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.data.char_data import corpus_window
 from core.models.sequence_models import RecurrentLM, TransformerLM, cpu_threads
 from core.runtime.validation import ValidationError, check_float, check_int
 
@@ -91,6 +92,15 @@ def gradient_flow(model: nn.Module, idx: torch.Tensor, recurrent_scale: float = 
                     if name.startswith("weight_hh"):
                         p.mul_(scale)
         return _recurrent_flow(probe, inputs, target, job.check)
+
+
+def gradient_flows(models: dict[str, nn.Module], data: torch.Tensor, length: int, seed: int = 0,
+                   recurrent_scale: float = 1.0, batch: int = 4, on_wait=None) -> dict[str, GradientFlow]:
+    """:func:`gradient_flow` of every model (kind -> GradientFlow) on the same ``batch`` windows of
+    ``length`` + 1 ids drawn from ``data`` (validation text) with ``seed``."""
+    windows = corpus_window(data, length + 1, seed, batch)                   # (B, T + 1)
+    return {kind: gradient_flow(model, windows, recurrent_scale=recurrent_scale, on_wait=on_wait)
+            for kind, model in models.items()}
 
 
 def _recurrent_flow(model: RecurrentLM, inputs, target, check=None) -> GradientFlow:
@@ -319,4 +329,16 @@ def edge_coordinates(ug: UnrollGraph) -> dict[str, tuple[list, list]]:
         (x0, y0), (x1, y1) = ug.graph.nodes[u]["pos"], ug.graph.nodes[v]["pos"]
         xs.extend((x0, x1, None))
         ys.extend((y0, y1, None))
+    return out
+
+
+def unroll_view(T: int, n_layers: int) -> dict[str, dict]:
+    """The RNN's and the Transformer's unrolled graphs flattened for a plot: edge and longest-path
+    line coordinates, nodes as (position, role, node), the path, its depth and the edge count."""
+    out = {}
+    for name, build in (("rnn", rnn_graph), ("transformer", transformer_graph)):
+        ug = build(T, n_layers)
+        nodes = [(d["pos"], d["role"], n) for n, d in ug.graph.nodes(data=True)]
+        out[name] = {"coords": edge_coordinates(ug), "nodes": nodes, "path": ug.path, "depth": ug.depth,
+                     "n_edges": ug.n_edges}
     return out

@@ -106,3 +106,24 @@ def test_recall_task_button_and_bad_selection(trained_app):
     at.button(key="rvt_recall").click().run()
     assert_clean(at)
     assert any("at least one delay" in e for e in errors(at))
+
+
+def test_smollm2_continues_the_same_prompt(trained_app):
+    """Beside the four toy samples, the real LLM continues the same prompt (greedy at temperature 0),
+    captioned with the parameter ratio of the counts shown."""
+    at = trained_app
+    at.text_input(key="rvt_prompt").input("The river ").run()
+    at.slider(key="rvt_temp").set_value(0.0)
+    at.slider(key="rvt_nchars").set_value(50).run()
+    assert_clean(at)
+    assert len(at.code) == 4
+    shown = [t.value for t in at.text if t.value.startswith("The river ")]
+    assert len(shown) == 1 and len(shown[0]) == len("The river ") + 50
+    caption = next(c.value for c in at.caption if "× the parameters" in c.value)
+    toy = int(next(d.value for d in at.dataframe if "Bits per character" in d.value.columns)
+              .set_index("Model").loc["Transformer", "Parameters"].replace(",", ""))
+    assert f"{134_515_008 / toy:,.0f}× the parameters" in caption and "134,515,008" in caption
+    assert "trillions of tokens" in caption and "greedy" in caption
+    at.text_input(key="rvt_prompt").input("<b>bold</b> ").run()
+    assert_clean(at)
+    assert any(t.value.startswith("<b>bold</b> ") for t in at.text)         # plain text, never HTML

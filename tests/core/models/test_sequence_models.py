@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from core import llm
 from core.data.char_data import corpus_from_text
 from core.models import sequence_models
 from core.runtime.validation import ValidationError
@@ -198,6 +199,39 @@ def test_training_lowers_the_loss_for_every_model():
         assert h.val_loss[-1] < math.log(97) - 1.0, kind        # well below a uniform guess
         assert not any(p.requires_grad for p in result.models[kind].parameters())
     assert result.key != sequence_models.fresh_models(configs, "cpu").key
+
+
+def test_weights_key_comes_from_what_built_them():
+    """TrainedModels.key (the results caches' hash) changes with the configs, the seed and the
+    device, and is equal for equal inputs."""
+    fresh = sequence_models.fresh_models(TINY, "cpu")
+    assert fresh.key == sequence_models.fresh_models(dict(TINY), "cpu").key
+    assert fresh.key != sequence_models.fresh_models(TINY, "cpu", seed=1).key
+    smaller = dict(TINY, rnn=sequence_models.RNNConfig(vocab_size=11, d_embed=6, d_hidden=4, n_layers=2))
+    assert fresh.key != sequence_models.fresh_models(smaller, "cpu").key
+
+
+def test_continue_all_is_each_models_continuation():
+    fresh = sequence_models.fresh_models(TINY, "cpu")
+    got = sequence_models.continue_all(fresh, (1, 2, 3), 12, temperature=0.7, seed=3)
+    assert list(got) == list(TINY)
+    for kind, text in got.items():
+        assert text == sequence_models.continue_text(fresh.models[kind], (1, 2, 3), 12, temperature=0.7, seed=3)
+
+
+def test_llm_continuation_cuts_the_real_models_text_at_the_characters_asked():
+    """SmolLM2 (core.llm) continues a prompt: greedy equals its own greedy generate(), cut at 40
+    characters; the parameter count is the published 134,515,008 (DESIGN.md)."""
+    lm = llm.load_pretrained(device="cpu")
+    out = sequence_models.llm_continuation(lm, "The river ", 40, temperature=0.0)
+    ref = lm.decode(lm.generate(lm.encode("The river "), out.tokens, temperature=0.0))
+    assert out.text == ref[:40] and len(out.text) == 40 and not out.stopped
+    assert len(lm.decode(lm.generate(lm.encode("The river "), out.tokens - 1))) < 40   # no token too many
+    assert out.params == 134_515_008 and out.vocab == 49_152
+    drawn = [sequence_models.llm_continuation(lm, "The river ", 40, temperature=0.8, seed=5) for _ in range(2)]
+    assert drawn[0].text == drawn[1].text and drawn[0].tokens == drawn[1].tokens       # seeded
+    with pytest.raises(ValidationError):
+        sequence_models.llm_continuation(lm, "The river ", 0)
 
 
 def test_training_needs_a_model():

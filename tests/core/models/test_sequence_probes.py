@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.data.char_data import corpus_window
 from core.models import sequence_models
 from core.models import sequence_probes as sp
 from core.runtime.validation import ValidationError
@@ -232,3 +233,26 @@ def test_cuda_probes_match_cpu(kind, monkeypatch):
         assert sp.attention_maps(model, ids[0, :40]).max_abs_error < 1e-4
     else:
         assert sp.gate_trace(model, ids[:1, :40], layer=1).max_abs_error < 1e-4
+
+
+def test_gradient_flows_probe_every_model_on_the_same_windows():
+    models = {k: sequence_models.build_model(c, "cpu", seed=0).eval()
+              for k, c in sequence_models.configs_for_budget(5_000, 1, vocab_size=11).items()}
+    data = torch.arange(400) % 11
+    flows = sp.gradient_flows(models, data, 16, seed=2, recurrent_scale=0.5, batch=3)
+    windows = corpus_window(data, 17, 2, 3)                                   # (3, 17)
+    for kind, model in models.items():
+        ref = sp.gradient_flow(model, windows, recurrent_scale=0.5)
+        np.testing.assert_allclose(flows[kind].h_norm, ref.h_norm, rtol=1e-6, atol=0)
+        assert flows[kind].distance.tolist() == list(range(15, -1, -1))
+
+
+def test_unroll_view_flattens_both_graphs():
+    view = sp.unroll_view(5, 2)
+    for name, build in (("rnn", sp.rnn_graph), ("transformer", sp.transformer_graph)):
+        ug = build(5, 2)
+        assert view[name]["depth"] == ug.depth and view[name]["n_edges"] == ug.n_edges
+        assert len(view[name]["nodes"]) == ug.graph.number_of_nodes() == 5 * 4
+        xs, _ = view[name]["coords"]["path"]
+        assert len(xs) == 3 * ug.depth                                        # (x0, x1, None) per path edge
+    assert view["rnn"]["depth"] == 5 + 2 and view["transformer"]["depth"] == 2 + 1
