@@ -28,8 +28,16 @@ import math
 from dataclasses import dataclass
 
 import torch
+from safetensors import safe_open
 
-from core.runtime.validation import ValidationError, check_choice, check_float, check_int
+from core.data.minilm import MAX_SENTENCE_TOKENS, load_model, load_tokenizer, model_path
+from core.runtime.validation import (
+    ValidationError,
+    check_choice,
+    check_float,
+    check_int,
+    check_text,
+)
 
 GROUP = 128                       # DeepSeek-V3's tile width and block side
 SCHEMES = ("tensor", "row", "tile", "block")
@@ -278,10 +286,6 @@ def synthetic_activations(tokens: int = 512, channels: int = 1024, outlier_chann
 
 def minilm_weight_names() -> list[str]:
     """The 2-D weight matrices of all-MiniLM-L6-v2 (from its safetensors file)."""
-    from safetensors import safe_open
-
-    from core.data.minilm import model_path
-
     with safe_open(str(model_path() / "model.safetensors"), framework="pt") as fh:
         names = list(fh.keys())
         return sorted(n for n in names if n.endswith("weight") and len(fh.get_slice(n).get_shape()) == 2)
@@ -289,10 +293,6 @@ def minilm_weight_names() -> list[str]:
 
 def minilm_weight(name: str) -> torch.Tensor:
     """One real weight matrix of all-MiniLM-L6-v2, float32 (out, in)."""
-    from safetensors import safe_open
-
-    from core.data.minilm import model_path
-
     check_choice("MiniLM weight", name, minilm_weight_names())
     with safe_open(str(model_path() / "model.safetensors"), framework="pt") as fh:
         return fh.get_tensor(name).float()
@@ -300,9 +300,6 @@ def minilm_weight(name: str) -> torch.Tensor:
 
 def minilm_activations(text: str, layer: int = 3, device: str = "cpu") -> torch.Tensor:
     """Hidden states (tokens, 384) of all-MiniLM-L6-v2 after ``layer`` (0 = embeddings) on ``text``."""
-    from core.data.minilm import MAX_SENTENCE_TOKENS, load_model, load_tokenizer
-    from core.runtime.validation import check_text
-
     checked = check_text(text, max_chars=MAX_TEXT_CHARS, name="Text")
     layer = check_int("MiniLM layer", layer, 0, 6)
     ids = load_tokenizer().encode(checked.text).ids[:MAX_SENTENCE_TOKENS]
@@ -310,3 +307,20 @@ def minilm_activations(text: str, layer: int = 3, device: str = "cpu") -> torch.
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True)
     return out.hidden_states[layer][0].float().cpu()                                  # (T, 384)
+
+
+FP8_SOURCES = ("synthetic", "weight", "minilm")
+
+
+def analyze_source(source: str, fmt: str, params: tuple, device: str = "cpu") -> tuple[tuple, list[SchemeResult]]:
+    """(shape, :func:`analyze` per scheme) of one tensor to quantize, named by ``source``:
+    "synthetic" with params (tokens, channels, outlier channels, outlier scale), "weight" with
+    (MiniLM weight name,), "minilm" with (text, layer): MiniLM's hidden states on the text."""
+    check_choice("Tensor source", source, FP8_SOURCES)
+    if source == "weight":
+        x = minilm_weight(*params)
+    elif source == "synthetic":
+        x = synthetic_activations(*params)
+    else:
+        x = minilm_activations(*params, device=device)
+    return tuple(x.shape), analyze(x, fmt)

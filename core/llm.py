@@ -54,6 +54,7 @@ from core.runtime.validation import (
     check_int,
     check_text,
 )
+from core.tokenizers import Token, byte_level_decoder, byte_spans_to_chars
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 MODEL_NAMES = (DEFAULT_MODEL,)
@@ -159,8 +160,6 @@ class PretrainedLM:
     @functools.cached_property
     def id_bytes(self) -> tuple[bytes, ...]:
         """The raw bytes of every id (byte-level BPE); control tokens: their text in UTF-8."""
-        from core.tokenizers import byte_level_decoder
-
         to_bytes, table = byte_level_decoder(), [b""] * self.config.vocab_size
         for token, i in self.tokenizer.get_vocab(with_added_tokens=True).items():
             if 0 <= i < len(table):
@@ -173,8 +172,6 @@ class PretrainedLM:
         """(text, tokens): the text ``ids`` spell and a core.tokenizers.Token (id, bytes, character
         start/end in that text) per id, for core.tokenizers.render_html. Bytes that do not form
         UTF-8 (a character cut at the end of a generation) are one U+FFFD each."""
-        from core.tokenizers import Token, byte_spans_to_chars
-
         table = self.id_bytes
         ids = [int(i) for i in ids]
         if any(not 0 <= i < len(table) for i in ids):
@@ -469,6 +466,7 @@ def check_messages(messages) -> list[dict]:
 def render_template(template: str, messages: list[dict], add_generation_prompt: bool) -> str:
     """Render a chat template in jinja2's sandbox (no file, attribute or network access),
     with transformers' settings (trim_blocks, lstrip_blocks, loop controls)."""
+    # start-up cost: jinja2 takes ~40 ms to import; only chat templates need it
     import jinja2.ext
     from jinja2.exceptions import TemplateError
     from jinja2.sandbox import ImmutableSandboxedEnvironment

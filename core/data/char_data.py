@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.data.corpus import wiki_text
 from core.runtime.validation import CheckedText, ValidationError, check_float, check_int, check_text
 
 UNK = "\ufffd"                       # "�": stands for any character outside the vocabulary
@@ -135,8 +136,6 @@ def wiki_corpus(max_chars: int = MAX_CORPUS_CHARS, vocab_size: int | None = None
     ``vocab_size`` None: the fixed vocabulary; a number: a CharVocab of that size built
     from the sample's characters seen at least ``min_count`` times.
     """
-    from core.data.corpus import wiki_text
-
     max_chars = check_int("Corpus size", max_chars, 10_000, MAX_CORPUS_CHARS)
     text = wiki_text(max_chars)
     vocab = None if vocab_size is None else build_vocab(text, check_int("Vocabulary size", vocab_size, 2, 4096),

@@ -39,7 +39,7 @@ class Article:
 
 def gensim_data_path(name: str) -> Path:
     """Absolute path of a file in gensim's bundled test data."""
-    from gensim.test.utils import datapath
+    from gensim.test.utils import datapath  # start-up cost: gensim takes ~0.9 s to import
 
     path = Path(datapath(name))
     if not path.exists():
@@ -63,6 +63,7 @@ def wiki_articles() -> tuple[Article, ...]:
 
 
 def _extract_wiki(path: Path) -> tuple[Article, ...]:
+    # start-up cost: gensim takes ~0.9 s to import; only the first extraction needs it
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
 
     articles = []

@@ -36,6 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import save_file
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from core import cache_dir
 from core.configs import ModelConfig, param_count
@@ -98,7 +102,7 @@ def model_path() -> Path:
 
 # ----------------------------------------------------------------------------- metadata
 def open_reader(path: Path):
-    import gguf
+    import gguf  # start-up cost: ~50 ms to import; only reading a GGUF needs it
 
     try:
         return gguf.GGUFReader(str(path))
@@ -169,8 +173,6 @@ def _info(reader, path: Path, tensor_types: dict, checks: dict) -> GGUFInfo:
 # ----------------------------------------------------------------------------- tokenizer
 def build_tokenizer(reader):
     """HF ``tokenizers`` byte-level BPE from tokenizer.ggml.tokens / merges / pre."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-
     if _field(reader, "tokenizer.ggml.model") != "gpt2":
         raise ValidationError("Only byte-level BPE vocabularies (tokenizer.ggml.model 'gpt2') are "
                               "supported; this file has a "
@@ -199,7 +201,7 @@ def unpermute_rows(w: np.ndarray, n_heads: int) -> np.ndarray:
 
 
 def _dequant(t) -> np.ndarray:
-    import gguf
+    import gguf  # start-up cost: ~50 ms to import; only reading a GGUF needs it
 
     return np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
 
@@ -317,8 +319,6 @@ def load_file(path: Path | None = None) -> LoadedFile:
 def embedding_table(path: Path | None = None) -> torch.Tensor:
     """The input embedding table (vocab, d_model) float32, read alone from the disk cache
     (which load_file writes the first time) without loading the other weights."""
-    from safetensors import safe_open
-
     path = model_path() if path is None else Path(path)
     weights = _cache_stem(path).with_suffix(".safetensors")
     if not weights.is_file():
@@ -330,8 +330,6 @@ def embedding_table(path: Path | None = None) -> torch.Tensor:
 def load_tokenizer(path: Path | None = None):
     """(tokenizers.Tokenizer, control token strings) of a GGUF without reading its weights;
     cached on disk beside the weights (<stem>.tokenizer.json)."""
-    from tokenizers import Tokenizer
-
     path = model_path() if path is None else Path(path)
     cached = _cache_stem(path).with_suffix(".tokenizer.json")
     if cached.is_file():
@@ -365,8 +363,6 @@ def _load_fresh(path: Path) -> LoadedFile:
 
 
 def _save_cached(stem: Path, loaded: LoadedFile) -> None:
-    from safetensors.torch import save_file
-
     meta = {"info": asdict(loaded.info), "decoder": asdict(loaded.decoder), "model": asdict(loaded.model),
             "tokenizer": loaded.tokenizer.to_str()}
     tmp = stem.with_suffix(".tmp")
@@ -376,9 +372,6 @@ def _save_cached(stem: Path, loaded: LoadedFile) -> None:
 
 
 def _load_cached(stem: Path) -> LoadedFile:
-    from safetensors.torch import load_file as load_safetensors
-    from tokenizers import Tokenizer
-
     meta = json.loads(stem.with_suffix(".json").read_text())
     info = meta["info"]
     info["eos_ids"], info["control_ids"] = tuple(info["eos_ids"]), tuple(info["control_ids"])

