@@ -8,12 +8,13 @@ app/navigation.py, and shows the device badge in the sidebar.
 import sys
 from pathlib import Path
 
+import streamlit as st
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import streamlit as st
-
+# The project's own modules come after the sys.path insert above: they need the repo root on it.
 import core  # noqa: F401  (offline environment defaults before any model library loads)
 from app import cache, ui
 from app.navigation import build_navigation

@@ -63,6 +63,11 @@ PAGES: tuple[PageSpec, ...] = (
 )
 
 
+def section_pages(section: str) -> tuple[PageSpec, ...]:
+    """The pages of one section, in registry order (empty for a section without pages)."""
+    return tuple(p for p in PAGES if p.section == section)
+
+
 def all_pages() -> tuple[PageSpec, ...]:
     """Home first, then the topic pages in section order."""
     ordered = sorted(PAGES, key=lambda p: SECTIONS.index(p.section))
@@ -73,7 +78,7 @@ def build_navigation():
     """st.navigation over all pages, grouped by section (sections without pages are left out)."""
     groups: dict[str, list] = {"": [st.Page(HOME.script, title=HOME.title, icon=HOME.icon, default=True)]}
     for section in SECTIONS:
-        pages = [st.Page(p.script, title=p.title, icon=p.icon) for p in PAGES if p.section == section]
+        pages = [st.Page(p.script, title=p.title, icon=p.icon) for p in section_pages(section)]
         if pages:
             groups[section] = pages
     return st.navigation(groups, expanded=True)

@@ -13,14 +13,15 @@ import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 import streamlit as st
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# The project's own modules come after the sys.path insert above: they need the repo root on it.
 from core.runtime import health
 from core.runtime.device import pick_device
 

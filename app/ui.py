@@ -11,8 +11,10 @@ import contextlib
 import html
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
+import plotly.colors as pc
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -262,3 +264,95 @@ def visible_whitespace(text: str, marks: dict[str, str] = WHITESPACE_MARKS) -> s
     """``text`` with its spaces, newlines, tabs and carriage returns drawn as ``marks`` (a plain
     label for plots and tables, not HTML: escape it where it goes into HTML)."""
     return text.translate(str.maketrans(marks))
+
+
+# ---------------------------------------------------------------- coloured text (HTML)
+def category_colors(n: int) -> list[str]:
+    """``n`` distinguishable colours: the palette, plotly's qualitative sets, then evenly spaced hues."""
+    base = [*PALETTE, *pc.qualitative.Dark24, *pc.qualitative.Light24]
+    if n <= len(base):
+        return base[:n]
+    return [f"hsl({int(360 * i / n)}, 70%, 50%)" for i in range(n)]
+
+
+def text_color_on(color: str) -> str | None:
+    """Black or white text, whichever reads better on the hex ``color`` ("#rrggbb"); None otherwise."""
+    if not color.startswith("#") or len(color) != 7:
+        return None
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One piece of text of :func:`marked_text`."""
+    text: str              # the piece (user text welcome: it is escaped when drawn)
+    color: str = ""        # background colour ("" = none)
+    tip: str = ""          # hover text (escaped when drawn)
+    dotted: bool = False   # a dotted underline (say, a character the model does not know)
+    muted: bool = False    # grey text (say, the prompt before the generated text)
+
+
+def marked_text(marks: Iterable[Mark]) -> str:
+    """Pieces of text on coloured backgrounds with hover tips, one monospace block of HTML for
+    ``st.markdown(..., unsafe_allow_html=True)``. Every piece is escaped; spaces are kept, a
+    newline shows as ⏎ and breaks the line, and a line may break between any two pieces."""
+    spans = []
+    for m in marks:
+        fg = "#868E96" if m.muted else (text_color_on(m.color) if m.color else None)
+        style = "".join((f"background:{escape(m.color)};" if m.color else "",
+                         f"color:{fg};" if fg else "",
+                         "text-decoration:underline dotted;" if m.dotted else "",
+                         "padding:0 1px;border-radius:3px;white-space:pre-wrap"))
+        label = escape(m.text).replace("\r", "␍").replace("\n", "⏎<br>")
+        tip = f' title="{escape(m.tip)}"' if m.tip else ""
+        spans.append(f'<span{tip} style="{style}">{label}</span><wbr>')
+    return ('<div style="font-family:monospace;font-size:1.05rem;line-height:2.1">'
+            + "".join(spans) + "</div>")
+
+
+def legend_chips(items: Iterable[tuple[str, str]]) -> str:
+    """(label, colour) pairs as small rounded chips, HTML for a line of st.markdown (labels escaped)."""
+    chips = []
+    for label, color in items:
+        fg = text_color_on(color)
+        chips.append(f'<span style="background:{escape(color)};{f"color:{fg};" if fg else ""}'
+                     f'padding:1px 6px;border-radius:8px;margin-right:4px;font-size:0.8rem">'
+                     f"{escape(label)}</span>")
+    return "".join(chips)
+
+
+# ---------------------------------------------------------------- shared by the real-model sections
+def map_with_progress(fn: Callable, items, *args, text: Callable[[object], str] | None = None) -> list:
+    """``[fn(*args, item, _on_wait=...) for item in items]`` under one progress bar that moves on
+    per item, and a queue notice; both removed once done. For cached calls that each measure one
+    item (one sequence length, one setting) and report no progress of their own."""
+    items = list(items)
+    bar, wait = st.progress(0.0), st.empty()
+    update, on_wait = progress_callback(bar), wait_callback(wait)
+    try:
+        out = []
+        for i, item in enumerate(items):
+            update(i / max(len(items), 1), text(item) if text else "")
+            out.append(fn(*args, item, _on_wait=on_wait))
+        return out
+    finally:
+        bar.empty()
+        wait.empty()
+
+
+def graph_points(graph, fields: tuple[str, ...] = ()) -> tuple[list[tuple], list[tuple]]:
+    """A networkx graph whose nodes carry ``pos`` = (x, y), flattened for a plotly figure:
+    nodes as (id, x, y, *fields) and edges as ((x0, y0), (x1, y1))."""
+    nodes = [(n, *d["pos"], *(d[f] for f in fields)) for n, d in graph.nodes(data=True)]
+    edges = [(graph.nodes[u]["pos"], graph.nodes[v]["pos"]) for u, v in graph.edges()]
+    return nodes, edges
+
+
+def token_label(text: str, max_len: int | None = None) -> str:
+    """A token as a chart label: whitespace made visible ("∅" if empty), cut to ``max_len``, and
+    HTML-escaped (plotly reads <b>, <br> in labels and hover text)."""
+    shown = visible_whitespace(text) or "∅"
+    if max_len is not None and len(shown) > max_len:
+        shown = shown[: max_len - 1] + "…"
+    return html.escape(shown, quote=False)

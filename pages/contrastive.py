@@ -12,7 +12,6 @@ import streamlit as st
 from app import cache, ui
 from app.cache import contrastive as contrastive_cache
 from core.models import contrastive
-from core.train import smooth
 
 TITLE = "Contrastive learning"
 POOL_SIZES = [16, 32, 64, 128, 256]
@@ -55,10 +54,11 @@ def load_pool(s: dict):
         st.info("Type some sentences to make pairs from.", icon=":material/edit:")
         return None
     bar = st.progress(0.0)
-    pool = contrastive_cache.pool(s["source"], s["kind"], s["negatives"], s["pool"], 0, s["text"], device,
-                          _progress=ui.progress_callback(bar))
-    bar.empty()
-    return pool
+    try:
+        return contrastive_cache.pool(s["source"], s["kind"], s["negatives"], s["pool"], 0, s["text"],
+                                      device, _progress=ui.progress_callback(bar))
+    finally:
+        bar.empty()
 
 
 # ---------------------------------------------------------------- tab 1
@@ -207,7 +207,7 @@ def history_figure(result) -> go.Figure:
     fig = go.Figure()
     losses = np.asarray(result.losses)
     if len(losses):
-        fig.add_scatter(x=np.arange(1, len(losses) + 1), y=smooth(losses), name=f"training loss (1 + {result.config.negatives} candidates, mean over k)",
+        fig.add_scatter(x=np.arange(1, len(losses) + 1), y=cache.smoothed(losses), name=f"training loss (1 + {result.config.negatives} candidates, mean over k)",
                         line={"color": ui.PALETTE[0]}, hovertemplate="step %{x}: %{y:.3f} nats<extra></extra>")
     steps = [e.step for e in result.evals]
     for k in sorted({1, max(1, result.config.k_max // 2), result.config.k_max}):
@@ -247,8 +247,7 @@ def render_cpc_tab() -> None:
     cfg = cpc_settings()
     run_key = (cfg, device)
     if st.button("Train CPC", key="cl_cpc_train", type="primary"):
-        bar = st.progress(0.0)
-        contrastive_cache.cpc(cfg, device, _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(st.empty()))
+        ui.run_with_progress(contrastive_cache.cpc, cfg, device)
         st.session_state["cl_cpc_done"] = run_key
     if st.session_state.get("cl_cpc_done") == run_key:
         show_cpc(contrastive_cache.cpc(cfg, device))

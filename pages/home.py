@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import cache, ui
-from app.navigation import PAGES, SECTIONS
+from app.navigation import SECTIONS, section_pages
 
 ui.page_header(
     "LLM Atlas",
@@ -22,7 +22,7 @@ else:
             f"{info.torch_version}", icon=":material/memory:")
 
 for section in SECTIONS:
-    specs = [p for p in PAGES if p.section == section]
+    specs = section_pages(section)
     if not specs:
         continue
     st.subheader(section)

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.colors as pc
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from app import cache, ui
 from app.cache import moe as moe_cache
+from core.configs import PRESETS
 from core.models import moe
-from core.train import smooth
 
 TITLE = "MoE routing"
 DEFAULT_TEXT = ("Mixture-of-experts models send each token to a few specialists. "
                 "In 1969, Apollo 11 landed on the Moon.")
+MOE_PRESETS = {k: v.name for k, v in PRESETS.items() if v.is_moe}   # key -> name, for the scale tab
 
 ui.page_header(
     TITLE,
@@ -36,22 +36,6 @@ device = cache.device_name()
 
 
 # ============================================================== helpers (formatting only)
-def expert_colors(n: int) -> list[str]:
-    """n distinguishable colours (qualitative palettes, then evenly spaced hues)."""
-    base = list(ui.PALETTE) + pc.qualitative.Dark24 + pc.qualitative.Light24
-    if n <= len(base):
-        return base[:n]
-    return [f"hsl({int(360 * i / n)}, 70%, 50%)" for i in range(n)]
-
-
-def text_on(color: str) -> str:
-    """Black or white text, whichever reads better on ``color`` (hex colours)."""
-    if not color.startswith("#") or len(color) != 7:
-        return "#fff"
-    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
-    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
-
-
 def describe(cfg: moe.TrainConfig) -> str:
     m = cfg.moe
     groups = f", {m.n_groups} groups (≤ {m.topk_groups} per token)" if m.n_groups > 1 else ""
@@ -110,10 +94,20 @@ def train_button(cfg: moe.TrainConfig) -> None:
                           icon=":material/play_arrow:")
     right.caption(f"{describe(cfg)} · on **{device}** · the default takes about a minute on "
                   "2 CPU cores (3 × 150 steps); results are cached by configuration.")
-    if not clicked:
-        return
-    result = ui.run_with_progress(moe_cache.comparison, cfg, device, text="Starting…")
-    st.session_state["moe_comparison"] = result
+    if clicked:
+        st.session_state["moe_trained"] = cfg        # trained below, then fetched from the cache
+
+
+def trained_comparison() -> moe.Comparison | None:
+    """The comparison of the last trained configuration (a cache hit after the first training)."""
+    trained_cfg = st.session_state.get("moe_trained")
+    if trained_cfg is None:
+        return None
+    try:
+        return ui.run_with_progress(moe_cache.comparison, trained_cfg, device, True, text="Starting…")
+    except Exception:
+        st.session_state.pop("moe_trained", None)    # do not retrain on every rerun
+        raise
 
 
 # ============================================================== tab: training
@@ -140,7 +134,7 @@ def loss_figure(comp) -> go.Figure:
     for i, (mode, run) in enumerate(comp.runs.items()):
         h, color = run.history, ui.PALETTE[i]
         steps = np.arange(1, len(h.loss) + 1)
-        fig.add_scatter(x=steps, y=smooth(h.loss), name=f"{run_label(mode)} (train, smoothed)",
+        fig.add_scatter(x=steps, y=cache.smoothed(h.loss), name=f"{run_label(mode)} (train, smoothed)",
                         line={"color": color}, hovertemplate="step %{x}: %{y:.3f} nats<extra></extra>")
         fig.add_scatter(x=h.eval_steps, y=h.val_loss, name=f"{run_label(mode)} (held out)",
                         mode="lines+markers", line={"color": color, "dash": "dot"},
@@ -190,7 +184,7 @@ def bias_figure(comp, layer: int) -> go.Figure | None:
         return None
     bias = run.history.bias[:, layer, :]                               # (steps, N)
     final_load = run.history.load[-max(1, len(bias) // 10):, layer, :].mean(0)
-    colors = expert_colors(bias.shape[1])
+    colors = ui.category_colors(bias.shape[1])
     fig = go.Figure()
     for e in range(bias.shape[1]):
         fig.add_scatter(x=np.arange(1, len(bias) + 1), y=bias[:, e], name=f"expert {e}",
@@ -286,28 +280,21 @@ def training_tab(comp, cfg: moe.TrainConfig | None) -> None:
 
 # ============================================================== tab: routing of the user's text
 def colored_tokens(routing, layer: int, n: int) -> str:
-    colors, top, gates = expert_colors(n), routing.top_expert[layer], routing.gates[layer]
-    spans = []
+    """Each character on the colour of its top expert; the gate and unknown characters on hover."""
+    colors, top, gates = ui.category_colors(n), routing.top_expert[layer], routing.gates[layer]
+    marks = []
     for i, ch in enumerate(routing.tokens):
         e, known = int(top[i]), bool(routing.known[i])
-        label = ui.escape(ch.replace("\n", ui.WHITESPACE_MARKS["\n"]))          # spaces show as chips
         note = "" if known else " — unknown to the model"
-        tip = ui.escape(f"{ui.visible_whitespace(ch)!s} → expert {e} (gate {gates[i, e]:.2f}){note}")
-        mark = "" if known else "text-decoration:underline dotted;"
-        spans.append(f'<span title="{tip}" style="background:{colors[e]};color:{text_on(colors[e])};'
-                     f'{mark}display:inline-block;margin:1px 0;padding:0 1px;border-radius:3px;'
-                     f'white-space:pre">{label}</span><wbr>')
-        if ch == "\n":
-            spans.append("<br>")
-    return '<div style="font-family:monospace;font-size:1.05rem;line-height:2.1">' + "".join(spans) + "</div>"
+        marks.append(ui.Mark(ch, colors[e], f"{ui.visible_whitespace(ch)} → expert {e} "
+                             f"(gate {gates[i, e]:.2f}){note}", dotted=not known))
+    return ui.marked_text(marks)
 
 
-def expert_legend(top, n: int) -> str:
-    colors, counts = expert_colors(n), np.bincount(top, minlength=n)
-    chips = [f'<span style="background:{colors[e]};color:{text_on(colors[e])};padding:1px 6px;'
-             f'border-radius:8px;margin-right:4px;font-size:0.8rem">{e}: {counts[e]}</span>'
-             for e in range(n) if counts[e]]
-    return "Top expert: token count · " + "".join(chips)
+def expert_legend(counts, n: int) -> str:
+    colors = ui.category_colors(n)
+    return "Top expert: token count · " + ui.legend_chips(
+        (f"{e}: {counts[e]}", colors[e]) for e in range(n) if counts[e])
 
 
 def routing_heatmap(routing, layer: int, show: str) -> go.Figure:
@@ -349,20 +336,18 @@ def routing_tab(comp, trained: bool) -> None:
                                 key="moe_route_show") or "gates"
     text = st.text_area("Your text", DEFAULT_TEXT, key="moe_text", height=90,
                         max_chars=moe.MAX_TEXT_CHARS * 4)
-    key = (comp.config, trained, comp.device)
-    routing = moe_cache.route_text(key, mode, text, comp)
+    routing = moe_cache.route_text(comp.config, device, trained, mode, text)
     if routing.truncated:
         st.warning(f"Text is {routing.original_chars:,} characters; only the first "
                    f"{moe.MAX_TEXT_CHARS:,} are routed.", icon=":material/content_cut:")
     n = comp.config.moe.n_routed
     st.markdown(colored_tokens(routing, layer, n), unsafe_allow_html=True)
-    st.markdown(expert_legend(routing.top_expert[layer], n), unsafe_allow_html=True)
+    st.markdown(expert_legend(routing.top_counts[layer], n), unsafe_allow_html=True)
     if not routing.known.all():
         st.caption("Dotted underline: a character outside the model's vocabulary; the model "
                    "reads all of them as one 'unknown' token.")
     ui.plot(routing_heatmap(routing, layer, show), key="moe_fig_route")
-    vio = moe.max_violation(routing.load[layer])
-    st.caption(f"This text in {layer_label(layer).lower()}: MaxVio {vio:.2f}; "
+    st.caption(f"This text in {layer_label(layer).lower()}: MaxVio {routing.max_vio[layer]:.2f}; "
                f"every token has {comp.config.moe.top_k} non-zero gates summing to "
                f"{comp.config.moe.route_scale:g}.")
 
@@ -388,7 +373,7 @@ def specialisation_tab(comp, trained: bool) -> None:
     mode = model_choice(comp, "moe_spec_model")
     layer = st.segmented_control("Layer", layer_options(comp.config.n_layers), default=0,
                                  format_func=layer_label, key="moe_spec_layer") or 0
-    specs = moe_cache.specialisation((comp.config, trained, comp.device), mode, comp)
+    specs = moe_cache.specialisation(comp.config, device, trained, mode)
     spec = specs[layer]
     st.caption(f"Routing of {spec.tokens:,} held-out Wikipedia characters. Favourite characters: "
                "share of that character's occurrences sent to the expert, and its lift "
@@ -402,10 +387,10 @@ def specialisation_tab(comp, trained: bool) -> None:
 
 # ============================================================== tab: scale
 def scale_tab() -> None:
-    presets = list(moe_presets())
+    presets = list(MOE_PRESETS)
     c1, c2 = st.columns(2)
     preset = c1.selectbox("Model", presets, index=presets.index("deepseek-v3"), key="moe_scale_preset",
-                          format_func=lambda k: moe_presets()[k])
+                          format_func=MOE_PRESETS.get)
     context = c2.select_slider("Context for attention FLOPs (tokens)", [512, 1024, 2048, 4096, 8192,
                                16384, 32768, 65536, 131072], value=4096, key="moe_scale_context")
     view = moe_cache.scale(preset, context)
@@ -433,12 +418,6 @@ def scale_tab() -> None:
         f"groups (nodes), so its activations cross to at most {view.topk_group} nodes.")
 
 
-def moe_presets() -> dict[str, str]:
-    from core.configs import PRESETS
-
-    return {k: v.name for k, v in PRESETS.items() if v.is_moe}
-
-
 def flops_figure(view) -> go.Figure:
     fig = go.Figure()
     bars = (f"as routed (top-{view.top_k})", f"all {view.n_routed} experts")
@@ -458,7 +437,9 @@ with ui.guard():
     if cfg is not None:
         train_button(cfg)
 
-comparison = st.session_state.get("moe_comparison")
+comparison = None
+with ui.guard():
+    comparison = trained_comparison()
 if comparison is not None and cfg is not None and comparison.config != cfg:
     st.caption("Showing the last trained run; press **Train** to train the new settings.")
 
@@ -469,7 +450,7 @@ with tabs[0], ui.guard():
 shown, trained = comparison, comparison is not None
 if shown is None and cfg is not None:
     with ui.guard():
-        shown = moe_cache.untrained(cfg, device)
+        shown = moe_cache.comparison(cfg, device, False)
 with tabs[1], ui.guard():
     if shown is None:
         st.info("Fix the settings above to route text.")

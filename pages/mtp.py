@@ -9,7 +9,6 @@ import streamlit as st
 from app import cache, ui
 from app.cache import mtp as mtp_cache
 from core.models import mtp
-from core.train import smooth
 
 DEFAULT_PROMPT = "The history of the city begins in the "
 SOURCE_COLORS = ("transparent", "#FFD8A8", "#B2F2BB", "#D0BFFF", "#FCC2D7")
@@ -54,7 +53,7 @@ def mtp_graph(depth: int) -> str:
 
 def target_frame(text: str, depth: int) -> pd.DataFrame:
     """Positions as columns, heads as rows: the shifted targets line up diagonally."""
-    df = pd.DataFrame(mtp.target_table(text, depth, positions=24)).set_index("position").T
+    df = pd.DataFrame(mtp_cache.targets(text, depth, 24)).set_index("position").T
     return df.map(lambda ch: ch if ch is None else ui.visible_whitespace(ch))
 
 
@@ -103,7 +102,7 @@ def loss_figure(trained) -> go.Figure:
     fig = go.Figure()
     for k in range(trained.config.mtp_depth + 1):
         name = "main head (t+1)" if k == 0 else f"MTP {k} (t+{k + 1})"
-        fig.add_scatter(x=df["step"], y=smooth(df[f"loss_{k}"]), name=name,
+        fig.add_scatter(x=df["step"], y=cache.smoothed(df[f"loss_{k}"].to_numpy()), name=name,
                         mode="lines", hovertemplate="step %{x}: %{y:.3f} nats<extra>" + name + "</extra>")
     return legend_below_title(ui.style_figure(
         fig, x_title="optimizer step", y_title="cross-entropy (nats / char, smoothed)", height=360,
@@ -144,7 +143,7 @@ def show_training(trained) -> None:
 with tab_train:
     with ui.guard():
         cfg, train_cfg = train_inputs()
-        mtp.validate_configs(cfg, train_cfg)
+        mtp_cache.checked(cfg, train_cfg)
         counts = mtp_cache.param_counts(cfg)
         st.caption(f"Main model {counts['main']:,} parameters; {cfg.mtp_depth} MTP module(s) of "
                    f"{counts['per_module']:,} each (one transformer block + a {2 * cfg.d_model}→"
@@ -159,15 +158,12 @@ with tab_train:
                     "(the default takes a minute or more on a 2-core CPU, seconds on a GPU).",
                     icon=":material/model_training:")
         else:
-            bar = st.progress(0.0, text="waiting for the device")
             try:
-                trained = mtp_cache.trained_mtp(*chosen, device, _progress=ui.progress_callback(bar),
-                                            _on_wait=ui.wait_callback(st.empty()))
+                trained = ui.run_with_progress(mtp_cache.trained_mtp, *chosen, device,
+                                               text="waiting for the device")
             except Exception:
                 st.session_state.pop("mtp_model", None)      # do not retrain on every rerun
                 raise
-            finally:
-                bar.empty()
             if chosen != (cfg, train_cfg):
                 st.caption("Showing the last trained model; press Train to use the settings above.")
             show_training(trained)
@@ -175,15 +171,12 @@ with tab_train:
 
 # ---------------------------------------------------------------- decoding
 def colored_text(prompt: str, result) -> str:
-    spans = [f'<span style="color:#868E96">{ui.escape(prompt)}</span>']
-    for token, source in zip(result.speculative.tokens, result.speculative.sources, strict=True):
-        ch = mtp.decode([token])
-        text = "⏎<br>" if ch == "\n" else ui.escape(ch).replace(" ", "&nbsp;")
-        color = SOURCE_COLORS[min(source, len(SOURCE_COLORS) - 1)]
+    """The prompt in grey, then each generated character on the colour of who produced it."""
+    marks = [ui.Mark(prompt, muted=True)]
+    for ch, source in zip(result.text, result.speculative.sources, strict=True):   # one char per token
         tip = "main model" if source == 0 else f"draft of MTP module {source}, accepted"
-        spans.append(f'<span title="{tip}" style="background:{color}">{text}</span>')
-    return ('<div style="font-family:monospace;font-size:15px;line-height:1.7;word-wrap:break-word">'
-            + "".join(spans) + "</div>")
+        marks.append(ui.Mark(ch, SOURCE_COLORS[min(source, len(SOURCE_COLORS) - 1)], tip))
+    return ui.marked_text(marks)
 
 
 def decode_figures(result, depth: int) -> tuple[go.Figure, go.Figure]:
@@ -222,8 +215,7 @@ def show_decoding(result, depth: int) -> None:
     if result.prompt_truncated:
         st.warning(f"The prompt was cut to {mtp.MAX_PROMPT_CHARS} characters.", icon=":material/content_cut:")
     st.markdown(colored_text(result.prompt, result), unsafe_allow_html=True)
-    legend = " · ".join(f'<span style="background:{SOURCE_COLORS[k]}">&nbsp;MTP {k}&nbsp;</span>'
-                        for k in range(1, min(depth, 4) + 1))
+    legend = ui.legend_chips((f"MTP {k}", SOURCE_COLORS[k]) for k in range(1, min(depth, 4) + 1))
     st.markdown(f"Grey: your prompt · plain: the main model's own token · {legend}: an accepted draft",
                 unsafe_allow_html=True)
     ui.plot_pair(*decode_figures(result, depth), keys=("mtp_tpp", "mtp_accept"))

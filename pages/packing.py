@@ -10,7 +10,7 @@ import streamlit as st
 from app import cache, ui
 from app.cache import packing as packing_cache
 from core.models import packing
-from core.runtime.validation import ValidationError, check_text
+from core.runtime.validation import ValidationError
 
 TITLE = "Sequence packing"
 MAX_UPLOAD_BYTES = 2_000_000
@@ -36,9 +36,7 @@ tab_pack, tab_mask, tab_layer, tab_speed = st.tabs(
 
 # ---------------------------------------------------------------- inputs
 def tokenizer_choice(container) -> str:
-    from core.tokenizers import list_tokenizers
-
-    options = [n for n in list_tokenizers() if n != "bert-wordpiece"]
+    options = [n for n in packing_cache.tokenizer_names() if n != "bert-wordpiece"]
     default = options.index("cl100k_base") if "cl100k_base" in options else 0
     return container.selectbox("Tokenizer", options, index=default, key="pk_tokenizer",
                                help="Lengths are real token counts (+1 end-of-text token per sample).")
@@ -51,13 +49,11 @@ def user_text(container) -> str:
     upload = container.file_uploader("…or upload a UTF-8 text file", type=["txt", "md", "csv"],
                                      key="pk_upload")
     if upload is not None:
-        from core.data.corpus import upload_text
-
-        checked = upload_text(upload.getvalue(), max_bytes=MAX_UPLOAD_BYTES)
+        checked = packing_cache.upload_text(upload.getvalue(), MAX_UPLOAD_BYTES)
         ui.notice_truncated(checked, MAX_UPLOAD_BYTES, "bytes")
         text = checked.text
     if text.strip():
-        checked = check_text(text, max_chars=packing.MAX_TEXT_CHARS, name="Your text")
+        checked = packing_cache.user_text(text)
         ui.notice_truncated(checked, packing.MAX_TEXT_CHARS)
         return checked.text
     return text
@@ -202,7 +198,7 @@ def render_mask_tab() -> None:
     c1, c2 = st.columns([2, 1])
     text = c1.text_input("Sequence lengths (tokens)", "5, 3, 7, 4", key="pk_mask_lengths")
     row = c2.slider("Row length (pack length)", 4, 64, 24, key="pk_mask_row")
-    layout = packing.row_layout(packing.parse_lengths(text, max_sequences=16), row)
+    layout = packing_cache.row_layout(packing_cache.typed_lengths(text, 16), row)
     real = layout.cu_seqlens[-1]
     st.markdown(f"`cu_seqlens = {list(layout.cu_seqlens)}` · {real} real tokens, {row - real} padding "
                 "(padding gets its own id, −1, and only ever sees padding).")
@@ -267,11 +263,11 @@ def render_layer_tab(lengths) -> None:
     text = c1.text_input("Sequences packed into one row (token lengths)", default_layer_lengths(lengths),
                          key="pk_layer_lengths", help="Defaults to the first real samples of the data above.")
     dtype = c2.selectbox("Precision", ["float64", "float32", "bfloat16"], key="pk_layer_dtype")
-    attn_options = ["sdpa", "varlen-loop", "reference"] + (["flex"] if packing.flex_available(device, backward=False) else [])
+    attn_options = ["sdpa", "varlen-loop", "reference"] + (["flex"] if packing_cache.flex_available(device, False) else [])
     attn = c3.selectbox("Attention path", attn_options, key="pk_layer_attn", format_func={
         "sdpa": "SDPA + boolean block mask", "varlen-loop": "causal SDPA per sequence (cu_seqlens)",
         "reference": "written-out softmax (reference)", "flex": "FlexAttention document mask"}.get)
-    values = tuple(packing.parse_lengths(text))
+    values = packing_cache.typed_lengths(text)
     cols = st.columns(2)
     results = {}
     for col, positions in zip(cols, packing.POSITIONS, strict=True):
@@ -327,7 +323,7 @@ def speed_settings(lengths) -> tuple[tuple, packing.ThroughputConfig, tuple]:
     batch = c5.slider("Batch size (padded)", 1, 64, 16 if cuda else 8, key="pk_speed_batch")
     dtypes = ["bfloat16", "float32"] if cuda else ["float32", "bfloat16"]
     dtype = c6.selectbox("Precision", dtypes, key="pk_speed_dtype")
-    available = [m for m in packing.METHODS if m != "packed-flex" or packing.flex_available(device)]
+    available = [m for m in packing.METHODS if m != "packed-flex" or packing_cache.flex_available(device)]
     methods = st.multiselect("Methods", available, default=available, key="pk_speed_methods",
                              format_func=packing.METHODS.get)
     if not methods:
@@ -335,7 +331,7 @@ def speed_settings(lengths) -> tuple[tuple, packing.ThroughputConfig, tuple]:
     heads = max(1, width // 64)
     cfg = packing.ThroughputConfig(d_model=width, n_heads=heads, n_layers=layers, batch_size=batch,
                              capacity=capacity, dtype=dtype)
-    sample = tuple(packing.sample_sequences(lengths, min(n, len(lengths))))
+    sample = packing_cache.sample_sequences(lengths, min(n, len(lengths)))
     return sample, cfg, tuple(methods)
 
 
@@ -387,9 +383,7 @@ def render_speed_tab(lengths) -> None:
     sample, cfg, methods = speed_settings(lengths)
     run_key = (sample, cfg, methods, device)
     if st.button(f"Measure on {device}", key="pk_speed_run", type="primary"):
-        bar = st.progress(0.0)
-        packing_cache.throughput(sample, cfg, device, methods, _progress=ui.progress_callback(bar),
-                              _on_wait=ui.wait_callback(st.empty()))
+        ui.run_with_progress(packing_cache.throughput, sample, cfg, device, methods)
         st.session_state["pk_speed_done"] = run_key
     if st.session_state.get("pk_speed_done") == run_key:
         show_speed(packing_cache.throughput(sample, cfg, device, methods))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -12,7 +9,7 @@ import streamlit as st
 
 from app import cache, ui
 from app.cache import vision_tokens as vision_tokens_cache
-from core.models import vision_tokens as vt
+from core.models import vision_tokens
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 ASPECTS = {"1:1": 1.0, "4:3": 4 / 3, "16:9": 16 / 9, "3:1 (banner)": 3.0, "1:3 (page)": 1 / 3}
@@ -35,24 +32,17 @@ def choose_source() -> tuple:
     kind = c1.radio("Image", ["Sample", "Upload"], horizontal=True, key="vt_kind")
     if kind == "Upload":
         up = c2.file_uploader("An image file (PNG, JPEG, GIF, BMP, WebP, TIFF; up to "
-                              f"{vt.MAX_UPLOAD_BYTES // 1_000_000} MB)", type=UPLOAD_TYPES, key="vt_upload")
+                              f"{vision_tokens.MAX_UPLOAD_BYTES // 1_000_000} MB)", type=UPLOAD_TYPES, key="vt_upload")
         if up is not None:
             return ("upload", up.name, up.getvalue())
         c2.caption("No file yet: showing the first sample.")
-        return ("sample", vt.SAMPLES[0])
-    return ("sample", c2.selectbox("Sample", vt.SAMPLES, key="vt_sample"))
+        return ("sample", vision_tokens.SAMPLES[0])
+    return ("sample", c2.selectbox("Sample", vision_tokens.SAMPLES, key="vt_sample"))
 
 
-def data_uri(pixels: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def image_figure(pixels: np.ndarray, title: str, height: int = 420) -> go.Figure:
-    fig = go.Figure(go.Image(source=data_uri(pixels), hovertemplate="x %{x} px, y %{y} px<extra></extra>"))
+def image_figure(uri: str, title: str, height: int = 420) -> go.Figure:
+    """A PNG data URI drawn with pixel axes."""
+    fig = go.Figure(go.Image(source=uri, hovertemplate="x %{x} px, y %{y} px<extra></extra>"))
     fig.update_yaxes(scaleanchor="x", showgrid=False, constrain="domain")
     fig.update_xaxes(showgrid=False, constrain="domain")
     return ui.style_figure(fig, x_title="x (pixels)", y_title="y (pixels)", height=height, title=title)
@@ -80,9 +70,9 @@ def rgb_figure(rgb: np.ndarray, title: str) -> go.Figure:
 
 
 # ---------------------------------------------------------------- patch grid
-def plans_table(image) -> pd.DataFrame:
+def plans_table(image, plans) -> pd.DataFrame:
     rows = []
-    for plan in vt.all_plans(*image.size):
+    for plan in plans:
         rows.append({
             "Encoder": SCHEME_NAMES[plan.scheme],
             "Resized (H×W)": f"{plan.resized[0]}×{plan.resized[1]}",
@@ -95,8 +85,9 @@ def plans_table(image) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_grid(image) -> None:
-    kimi, fixed = vt.kimi_plan(*image.size), vt.fixed_plan(*image.size)
+def show_grid(source: tuple, image) -> None:
+    plans = vision_tokens_cache.plans(image.size)
+    kimi, fixed = plans[0], plans[-1]                      # all_plans: Kimi-VL first, fixed last
     c = st.columns(4)
     c[0].metric("Image", f"{image.size[1]}×{image.size[0]} px")
     c[1].metric("Patch grid (14 px)", f"{kimi.grid[0]}×{kimi.grid[1]}", help=f"{kimi.patches:,} ViT patches")
@@ -104,24 +95,22 @@ def show_grid(image) -> None:
     c[3].metric("Fixed 336×336 encoder", f"{fixed.tokens:,}",
                 delta=f"{fixed.tokens - kimi.tokens:+,} tokens", delta_color="off", delta_arrow="off")
     if kimi.resized != image.size:
-        st.info(f"Above Kimi-VL's limit of {vt.IN_TOKEN_LIMIT:,} patches: the image is scaled to "
+        st.info(f"Above Kimi-VL's limit of {vision_tokens.IN_TOKEN_LIMIT:,} patches: the image is scaled to "
                 f"{kimi.resized[1]}×{kimi.resized[0]} px first.", icon=":material/photo_size_select_large:")
     left, right = st.columns([3, 2])
     with left:
-        over = vt.grid_overlay(vt.make_canvas(image, kimi), kimi)
-        ui.plot(image_figure(over, "Native resolution: 14-px patches, orange = one LLM token (2×2), "
+        ui.plot(image_figure(vision_tokens_cache.overlay(source, kimi), "Native resolution: 14-px patches, orange = one LLM token (2×2), "
                                    "pink = padding"), key="vt_native")
     with right:
-        squashed = vt.grid_overlay(vt.make_canvas(image, fixed), fixed)
-        ui.plot(image_figure(squashed, "Fixed 336×336: the same image, squashed", height=420),
+        ui.plot(image_figure(vision_tokens_cache.overlay(source, fixed), "Fixed 336×336: the same image, squashed", height=420),
                 key="vt_fixed")
-    st.dataframe(plans_table(image), hide_index=True, width="stretch")
+    st.dataframe(plans_table(image, plans), hide_index=True, width="stretch")
 
 
 # ---------------------------------------------------------------- tokens vs size
 def scaling_figure(aspect: float) -> go.Figure:
-    sides = [28, 56, 112, 224, 336, 448, 672, 896, 1344, 1792, 2688, 4032]
-    df = pd.DataFrame(vt.tokens_vs_side(aspect, sides))
+    sides = (28, 56, 112, 224, 336, 448, 672, 896, 1344, 1792, 2688, 4032)
+    df = pd.DataFrame(vision_tokens_cache.scaling(aspect, sides))
     fig = go.Figure()
     for scheme, part in df.groupby("scheme", sort=False):
         name = SCHEME_NAMES[scheme]
@@ -137,7 +126,7 @@ def scaling_figure(aspect: float) -> go.Figure:
 
 # ---------------------------------------------------------------- packing
 def mask_figure(result) -> go.Figure:
-    preview = vt.mask_preview(result.packing, cells=240)
+    preview = vision_tokens_cache.mask_preview(result.packing, 240)
     n = result.packing.total
     edges = np.linspace(0, n, preview.shape[0] + 1)
     centers = (edges[:-1] + edges[1:]) / 2
@@ -164,7 +153,7 @@ def show_packing(result) -> None:
                 help="max |difference| of the output tokens: attention never crosses images")
     dense = "skipped" if result.packed_vs_dense is None else f"{result.packed_vs_dense:.1e}"
     c[3].metric("Per-image = dense mask", dense,
-                help=f"varlen path vs one dense block-diagonal mask (run up to {vt.DENSE_CHECK_MAX:,} patches)")
+                help=f"varlen path vs one dense block-diagonal mask (run up to {vision_tokens.DENSE_CHECK_MAX:,} patches)")
     left, right = st.columns([3, 2])
     with left:
         ui.plot(mask_figure(result), key="vt_mask")
@@ -177,7 +166,7 @@ def show_packing(result) -> None:
 
 
 # ---------------------------------------------------------------- encoder
-def show_encoder(source: tuple, features, cfg: vt.EncoderConfig) -> None:
+def show_encoder(source: tuple, features, cfg: vision_tokens.EncoderConfig) -> None:
     gh, gw = features.plan.grid
     c = st.columns(3)
     with c[0]:
@@ -198,7 +187,7 @@ def show_encoder(source: tuple, features, cfg: vt.EncoderConfig) -> None:
     with c[2]:
         fig = go.Figure()
         for name, attn in maps.items():
-            prof = pd.DataFrame(vt.attention_by_distance(attn, (row, col)))
+            prof = pd.DataFrame(vision_tokens_cache.distance_profile(attn, (row, col)))
             fig.add_scatter(x=prof["distance"], y=prof["mean_weight"], name=name, mode="lines",
                             hovertemplate="%{x} patches away: %{y:.2e}<extra>" + name + "</extra>")
         fig.update_yaxes(type="log", dtick=1, exponentformat="power")
@@ -215,7 +204,7 @@ with ui.guard():
     image = vision_tokens_cache.image(source)
     if image.downscaled:
         st.warning(f"The image is {image.original_size[1]}×{image.original_size[0]} px; it was scaled to "
-                   f"{image.size[1]}×{image.size[0]} px (longest side capped at {vt.MAX_WORK_SIDE:,}).",
+                   f"{image.size[1]}×{image.size[0]} px (longest side capped at {vision_tokens.MAX_WORK_SIDE:,}).",
                    icon=":material/content_cut:")
 
 if image is None:
@@ -224,20 +213,20 @@ else:
     tab_grid, tab_size, tab_pack, tab_enc = st.tabs(
         ["Patch grid", "Tokens vs image size", "Packing several images", "Patch embedding + 2D RoPE"])
     with tab_grid, ui.guard():
-        show_grid(image)
+        show_grid(source, image)
     with tab_size, ui.guard():
         aspect = st.radio("Aspect ratio (width:height)", list(ASPECTS), horizontal=True, key="vt_aspect")
         ui.plot(scaling_figure(ASPECTS[aspect]), key="vt_scaling")
-        st.caption(f"Native resolution grows with the area until Kimi-VL's {vt.IN_TOKEN_LIMIT:,}-patch "
-                   f"limit ({vt.IN_TOKEN_LIMIT // 4:,} tokens); Qwen2-VL caps at "
-                   f"{vt.QWEN_MAX_PIXELS:,} pixels; the fixed encoder spends 576 tokens on a thumbnail "
+        st.caption(f"Native resolution grows with the area until Kimi-VL's {vision_tokens.IN_TOKEN_LIMIT:,}-patch "
+                   f"limit ({vision_tokens.IN_TOKEN_LIMIT // 4:,} tokens); Qwen2-VL caps at "
+                   f"{vision_tokens.QWEN_MAX_PIXELS:,} pixels; the fixed encoder spends 576 tokens on a thumbnail "
                    "and on a poster alike.")
-    cfg = vt.EncoderConfig()
+    cfg = vision_tokens.EncoderConfig()
     result = None
     with tab_pack, ui.guard():
-        others = st.multiselect("Pack together with", [s for s in vt.SAMPLES if ("sample", s) != source],
+        others = st.multiselect("Pack together with", [s for s in vision_tokens.SAMPLES if ("sample", s) != source],
                                 default=["small icon (generated)", "china, 1:4 strip (crop)"],
-                                key="vt_pack", max_selections=vt.MAX_PACK_IMAGES - 1)
+                                key="vt_pack", max_selections=vision_tokens.MAX_PACK_IMAGES - 1)
         sources = (source, *(("sample", s) for s in others))
         result = vision_tokens_cache.encode(sources, cfg, device, _on_wait=ui.wait_callback(st.empty()))
         show_packing(result)

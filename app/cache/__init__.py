@@ -1,7 +1,8 @@
 """Cached wrappers around core/: the only place pages get models, data and results.
 
 One module per page topic (app/cache/<topic>.py: tokenization, embeddings, llm, ...);
-this package holds what every page shares: the device and recorded benchmark results.
+this package holds what every page shares: the device, recorded benchmark results and the
+smoothed loss curves of the pages that train live.
 Wrappers hold no logic: they call core/ and cache the answer.
 
 - st.cache_resource: things loaded once per process and shared by all
@@ -22,6 +23,7 @@ import streamlit as st
 
 from core.runtime import device as core_device
 from core.runtime.recorded import load_results
+from core.train import smooth
 
 
 @st.cache_resource(show_spinner=False)
@@ -39,3 +41,9 @@ def device_info() -> core_device.DeviceInfo:
 def recorded(name: str) -> list[dict]:
     """Recorded runs of bench/<name>.py under bench/results/ (all devices, GPU-check bundles too)."""
     return load_results(name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def smoothed(values, window: int | None = None):
+    """A training curve (n,) as the pages draw it: core.train.smooth's trailing mean, (n,) float64."""
+    return smooth(values, window)

@@ -182,6 +182,28 @@ def embed_pairs(pairs: Sequence[Pair], device: str = "cpu") -> tuple[torch.Tenso
     return emb[: len(pairs)], emb[len(pairs):]                            # (N, 384) each
 
 
+def pair_pool(source: str, n_pairs: int, *, kind: str = "next", negatives: str = "mixed",
+              seed: int = 0, text: str = "", device: str = "cpu",
+              progress: Callable[[float, str], None] | None = None,
+              ) -> tuple[tuple[Pair, ...], np.ndarray, np.ndarray]:
+    """Pairs from the Wikipedia sample (``source="wiki"``) or from the user's ``text`` (``"text"``,
+    at most ``n_pairs``) and their MiniLM embeddings: (pairs, anchors (N, 384), positives (N, 384)),
+    float32 arrays (hashable cache keys for the InfoNCE views)."""
+    source = check_choice("Sentences from", source, ("wiki", "text"))
+    if progress:
+        progress(0.1, "Picking sentence pairs…")
+    if source == "wiki":
+        pairs = corpus_pairs(n_pairs, kind=kind, negatives=negatives, seed=seed)
+    else:
+        pairs = text_pairs(text, kind=kind)[:n_pairs]
+    if progress:
+        progress(0.3, f"Embedding {2 * len(pairs)} sentences with MiniLM…")
+    a, b = embed_pairs(pairs, device)                                        # (N, 384) each
+    if progress:
+        progress(1.0, "Done")
+    return tuple(pairs), a.numpy(), b.numpy()
+
+
 # ====================================================================== InfoNCE
 def check_batch(a: torch.Tensor, b: torch.Tensor) -> int:
     """N for two (N, D) embedding tensors; refuses empty and single-pair batches."""
@@ -276,7 +298,9 @@ def draw_batch(pool: int, n, seed: int = 0) -> list[int]:
 
 def info_nce_from_pool(a: torch.Tensor, b: torch.Tensor, n: int, temperature: float, *,
                        seed: int = 0, symmetric: bool = False) -> tuple[InfoNCEResult, list[int]]:
-    """InfoNCE of a random batch of ``n`` pairs from the embedded pool; returns (result, indices)."""
+    """InfoNCE of a random batch of ``n`` pairs from the embedded pool (tensors or arrays, (P, D));
+    returns (result, indices)."""
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
     idx = draw_batch(check_batch(a, b), n, seed)
     return info_nce_batch(a[idx], b[idx], temperature, symmetric), idx
 
@@ -296,9 +320,10 @@ def bound_curve(a: torch.Tensor, b: torch.Tensor, batch_sizes: Sequence[int],
                 temperatures: Sequence[float], *, n_batches: int = 16, seed: int = 0) -> list[CurvePoint]:
     """The MI bound log N - L as the batch size N and temperature change.
 
-    Each point averages ``n_batches`` random batches of N pairs from the pool;
-    every temperature sees the same batches.
+    Each point averages ``n_batches`` random batches of N pairs from the pool (tensors or
+    arrays, (P, D)); every temperature sees the same batches.
     """
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
     pool = check_batch(a, b)
     sizes = [check_int("Batch size", n, 2, MAX_PAIRS) for n in batch_sizes]
     taus = [check_temperature(t) for t in temperatures]

@@ -32,7 +32,9 @@ What this is
 - Metrics: MaxVio = max_i load_i / mean load - 1 (Wang et al. 2024, section 4.1).
 - :func:`bias_demo`: the bias update alone on a frozen, skewed router (instant, no training).
 - :func:`route_text` / :func:`expert_specialisation`: gates per character of a text, and the
-  characters each expert prefers on held-out text.
+  characters each expert prefers on held-out text (:func:`route_run_text` /
+  :func:`run_specialisation`: the same for one run of a :class:`Comparison`, which
+  :func:`build_comparison` makes trained or untrained).
 - :func:`scale_view`: what routing means for a real configuration (core.configs PRESETS).
 
 Does not handle: expert parallelism (all-to-all across devices), capacity factors or token
@@ -728,7 +730,25 @@ def untrained_comparison(cfg: TrainConfig, device: torch.device | str = "cpu",
     return Comparison(cfg, corpus.vocab, {"none": run}, corpus.val, str(torch.device(device)))
 
 
+def build_comparison(cfg: TrainConfig, device: torch.device | str = "cpu", *, trained: bool = True,
+                     corpus: CharCorpus | None = None, progress: ProgressFn | None = None,
+                     on_wait=None) -> Comparison:
+    """The three trained runs (:func:`train_balancing_modes`) or, with ``trained=False``, the same
+    LM at its initial weights (:func:`untrained_comparison`): one entry point, keyed by config."""
+    if trained:
+        return train_balancing_modes(cfg, device, corpus=corpus, progress=progress, on_wait=on_wait)
+    return untrained_comparison(cfg, device, corpus)
+
+
 # ============================================================== routing analyses
+def comparison_run(comp: Comparison, mode: str) -> TrainedRun:
+    """The run of balancing ``mode`` in ``comp``; a clear message for a mode it does not hold."""
+    if mode not in comp.runs:
+        names = ", ".join(MODE_LABELS.get(m, m) for m in comp.runs)
+        raise ValidationError(f"This model has no run {str(mode)[:30]!r}; it holds: {names}.")
+    return comp.runs[mode]
+
+
 @torch.no_grad()
 def route_ids(model: MoELM, ids: torch.Tensor) -> list[MoEInternals]:
     """Route a 1-D id sequence in windows of the model's context; per layer, flattened to (T, ...)."""
@@ -759,6 +779,8 @@ class TextRouting:
     scores: np.ndarray         # (L, T, N) sigmoid affinities s_i
     top_expert: np.ndarray     # (L, T) routed expert with the largest gate
     load: np.ndarray           # (L, N) tokens sent to each expert
+    max_vio: np.ndarray        # (L,) MaxVio of this text's load, per layer
+    top_counts: np.ndarray     # (L, N) tokens whose largest gate is each expert's
     truncated: bool            # the text was cut to MAX_TEXT_CHARS
     original_chars: int        # characters before the cut
 
@@ -770,16 +792,24 @@ def route_text(model: MoELM, vocab: CharVocab, text: str) -> TextRouting:
     layers = route_ids(model, ids)
     gates = np.stack([torch.zeros_like(li.scores).scatter_(-1, li.indices, li.weights.float()).numpy()
                       for li in layers])                                     # (L, T, N)
+    top, n = gates.argmax(-1), gates.shape[-1]                               # (L, T)
     return TextRouting(
         tokens=tuple(checked.text),
         known=(ids > 0).numpy(),
         gates=gates,
         scores=np.stack([li.scores.numpy() for li in layers]),
-        top_expert=gates.argmax(-1),
+        top_expert=top,
         load=np.stack([li.load.numpy() for li in layers]),
+        max_vio=np.array([max_violation(li.load) for li in layers]),
+        top_counts=np.stack([np.bincount(t, minlength=n) for t in top]),     # (L, N)
         truncated=checked.truncated,
         original_chars=checked.original_chars,
     )
+
+
+def route_run_text(comp: Comparison, mode: str, text: str) -> TextRouting:
+    """:func:`route_text` through run ``mode`` of a comparison (its model, its vocabulary)."""
+    return route_text(comparison_run(comp, mode).model, comp.vocab, text)
 
 
 MIN_LIFT = 1.5   # a character is an expert's favourite when it is routed there 1.5x as often as average
@@ -825,6 +855,11 @@ def expert_specialisation(model: MoELM, vocab: CharVocab, ids: torch.Tensor, *,
     classes = np.array([CHAR_CLASSES.index(char_class(c)) for c in vocab.decode(range(vocab.size))])
     return [_specialise(li, layer, ids, vocab, classes, top, min_count)
             for layer, li in enumerate(route_ids(model, ids))]
+
+
+def run_specialisation(comp: Comparison, mode: str) -> list[Specialisation]:
+    """:func:`expert_specialisation` of run ``mode`` on the comparison's held-out characters."""
+    return expert_specialisation(comparison_run(comp, mode).model, comp.vocab, comp.val)
 
 
 def _specialise(li: MoEInternals, layer: int, ids: torch.Tensor, vocab: CharVocab,

@@ -182,6 +182,18 @@ def text_documents(text: str, unit: str = "paragraph") -> list[str]:
     return docs
 
 
+def source_token_counts(source: str, unit: str = "paragraph", tokenizer: str = "cl100k_base",
+                        text: str = "") -> list[int]:
+    """Token counts (+1 end-of-text) of the Wikipedia sample's documents (``source="wiki"``) or of
+    the user's ``text`` (``source="text"``), split by ``unit``; refuses data without tokens."""
+    source = check_choice("Samples", source, ("wiki", "text"))
+    docs = corpus_documents(unit) if source == "wiki" else text_documents(text, unit)
+    counts = document_token_counts(docs, tokenizer)
+    if not counts:
+        raise ValidationError("The text holds no tokens to pack.")
+    return counts
+
+
 def sample_sequences(lengths: Sequence[int], n: int, seed: int = 0) -> list[int]:
     """``n`` lengths drawn without replacement (a benchmark's sample of the data)."""
     values = check_lengths(lengths)
@@ -434,6 +446,14 @@ class StrategyStats:
     split_sequences: int          # sequences cut across rows
 
 
+def loader_order(lengths: Sequence[int], seed: int | None = 0) -> list[int]:
+    """The sequences in the order a shuffling data loader sees them (``seed=None``: as given)."""
+    values = check_lengths(lengths)
+    if seed is not None:
+        random.Random(seed).shuffle(values)
+    return values
+
+
 def compare_strategies(lengths: Sequence[int], *, capacity: int, batch_size: int,
                        max_len: int | None = None, seed: int | None = 0,
                        strategies: Sequence[str] = tuple(STRATEGIES)) -> list[StrategyStats]:
@@ -447,9 +467,7 @@ def compare_strategies(lengths: Sequence[int], *, capacity: int, batch_size: int
     check_lengths(values, capacity)
     batch_size = check_int("Batch size", batch_size, 1, MAX_SEQUENCES)
     max_len = max(values) if max_len is None else check_int("Maximum sample length", max_len, 1, MAX_SAMPLE_TOKENS)
-    if seed is not None:
-        values = values[:]
-        random.Random(seed).shuffle(values)
+    values = loader_order(values, seed)
     rows_per_batch = max(1, batch_size * max_len // capacity)
     out = []
     for name in strategies:
@@ -461,6 +479,14 @@ def compare_strategies(lengths: Sequence[int], *, capacity: int, batch_size: int
             p.waste, p.real_tokens / batches, sum(w * w for w in p.row_width),
             sum(n * n for n in values), p.split_sequences))
     return out
+
+
+def strategy_layout(strategy: str, lengths: Sequence[int], *, capacity: int, batch_size: int,
+                    max_len: int | None = None, seed: int | None = 0) -> tuple[Packing, tuple[int, ...]]:
+    """The :class:`Packing` of one strategy on the same shuffled sequences :func:`compare_strategies`
+    sees, and those sequences (a row's pieces index into them)."""
+    values = loader_order(lengths, seed)
+    return pack(strategy, values, capacity=capacity, batch_size=batch_size, max_len=max_len), tuple(values)
 
 
 # ====================================================================== packed tensors

@@ -238,6 +238,15 @@ def sample_image(name: str) -> LoadedImage:
     return from_array(name, _generated(name))
 
 
+def image_from_source(source: tuple) -> LoadedImage:
+    """``("sample", name)`` -> :func:`sample_image`; ``("upload", name, data)`` -> :func:`load_image`."""
+    if isinstance(source, tuple) and len(source) == 2 and source[0] == "sample":
+        return sample_image(source[1])
+    if isinstance(source, tuple) and len(source) == 3 and source[0] == "upload":
+        return load_image(source[2], str(source[1]))
+    raise ValidationError('An image is a sample ("sample", name) or an upload ("upload", name, bytes).')
+
+
 def _generated(name: str) -> np.ndarray:
     from PIL import Image, ImageDraw, ImageFont
 
@@ -304,6 +313,11 @@ def grid_overlay(canvas: np.ndarray, plan: PatchPlan) -> np.ndarray:
             sl = (idx, slice(None)) if axis == 0 else (slice(None), idx)
             out[sl] = (1 - alpha) * out[sl] + alpha * np.array(color)
     return out.clip(0, 255).astype(np.uint8)
+
+
+def plan_overlay(image: LoadedImage, plan: PatchPlan) -> np.ndarray:
+    """(H', W', 3) uint8: ``image`` as ``plan`` feeds it to the encoder, with its grids drawn."""
+    return grid_overlay(make_canvas(image, plan), plan)
 
 
 # ---------------------------------------------------------------- packing
@@ -547,6 +561,12 @@ def encode_images(images: list[LoadedImage], cfg: EncoderConfig = EncoderConfig(
         feats = _features(images, plans, grids, internals)
     return EncodeResult(tuple(feats), pack([p.patches for p in plans]), tuple(tokens.shape), sep,
                         dense, seconds)
+
+
+def encode_sources(sources, cfg: EncoderConfig = EncoderConfig(), *, device="cpu",
+                   on_wait=None) -> EncodeResult:
+    """:func:`encode_images` of images given as sources (see :func:`image_from_source`)."""
+    return encode_images([image_from_source(s) for s in sources], cfg, device=device, on_wait=on_wait)
 
 
 def _features(images, plans, grids, internals: EncoderInternals) -> list[ImageFeatures]:

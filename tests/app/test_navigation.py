@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.navigation import HOME, PAGES, SECTIONS, all_pages
+from app.navigation import HOME, PAGES, SECTIONS, all_pages, section_pages
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
 
@@ -32,3 +32,10 @@ def test_entries_are_well_formed():
 def test_script_paths_are_relative_to_main():
     for spec in all_pages():
         assert (Path(__file__).resolve().parents[2] / "app" / spec.script).resolve().exists()
+
+
+def test_section_pages_are_the_registry_grouped():
+    grouped = [spec for section in SECTIONS for spec in section_pages(section)]
+    assert sorted(grouped, key=PAGES.index) == list(PAGES) and len(grouped) == len(PAGES)
+    assert all(spec.section == section for section in SECTIONS for spec in section_pages(section))
+    assert section_pages("no such section") == ()

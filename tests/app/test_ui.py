@@ -43,3 +43,35 @@ def test_visible_whitespace():
     assert ui.visible_whitespace("a b\n\tc\r") == "a␣b⏎⇥c␍"
     assert ui.visible_whitespace(" x\n", ui.TOKEN_WHITESPACE_MARKS) == "·x↵"
     assert ui.visible_whitespace("<b> é") == "<b>␣é"                 # a label: no escaping, nothing else changed
+
+
+def test_category_colors_are_distinct_for_any_count():
+    assert ui.category_colors(3) == list(ui.PALETTE[:3])
+    for n in (10, 40, 64, 200):
+        colors = ui.category_colors(n)
+        assert len(colors) == n and len(set(colors)) == n
+
+
+def test_text_color_on_picks_the_readable_one():
+    assert ui.text_color_on("#FFFFFF") == "#000" and ui.text_color_on("#FFD8A8") == "#000"
+    assert ui.text_color_on("#000000") == "#fff" and ui.text_color_on("#4C6EF5") == "#fff"
+    assert ui.text_color_on("transparent") is None and ui.text_color_on("hsl(0, 70%, 50%)") is None
+
+
+def test_marked_text_escapes_and_keeps_whitespace_visible():
+    html = ui.marked_text([ui.Mark("<b>", "#4C6EF5", 'tip "quoted" <i>'), ui.Mark("\n", "#FFD8A8"),
+                           ui.Mark("a b", dotted=True), ui.Mark("prompt", muted=True)])
+    assert "<b>" not in html and "<i>" not in html
+    assert "&lt;b&gt;" in html and 'title="tip &quot;quoted&quot; &lt;i&gt;"' in html
+    assert "background:#4C6EF5;color:#fff;" in html and "background:#FFD8A8;color:#000;" in html
+    assert "⏎<br>" in html and "\n" not in html            # no raw newline: markdown would end the block
+    assert "text-decoration:underline dotted" in html and ">a b</span>" in html
+    assert "color:#868E96" in html
+    assert html.count("<span") == 4 and html.count("<wbr>") == 4
+
+
+def test_legend_chips():
+    html = ui.legend_chips([("0: 12", "#4C6EF5"), ("<x>", "#FFD8A8")])
+    assert html.count("<span") == 2 and "&lt;x&gt;" in html and "<x>" not in html
+    assert "background:#4C6EF5;color:#fff;" in html and ">0: 12</span>" in html
+    assert ui.legend_chips([]) == ""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 
+from PIL import Image
+
 from tests.core.models.test_vision_tokens import _png_header
 from tests.pages.apptest import assert_clean, errors, metric, open_page
 
 
 def _png(width: int, height: int, mode: str = "RGB") -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new(mode, (width, height), (200, 30, 30) if mode == "RGB" else (200, 30, 30, 128)).save(buf, "PNG")
     return buf.getvalue()

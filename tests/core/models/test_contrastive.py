@@ -102,6 +102,16 @@ def test_info_nce_from_pool_uses_the_drawn_rows():
     assert np.allclose(res.logits, contrastive.info_nce_batch(a[idx], b[idx], 0.1).logits)
 
 
+def test_pool_views_take_arrays_as_well_as_tensors():
+    a, b = unit_pairs(20)
+    res_t, idx_t = contrastive.info_nce_from_pool(a, b, 6, 0.1, seed=3)
+    res_a, idx_a = contrastive.info_nce_from_pool(a.numpy(), b.numpy(), 6, 0.1, seed=3)
+    assert idx_t == idx_a and res_t.loss == res_a.loss
+    np.testing.assert_array_equal(res_t.logits, res_a.logits)
+    assert (contrastive.bound_curve(a, b, [2, 8], [0.1], n_batches=3)
+            == contrastive.bound_curve(a.numpy(), b.numpy(), [2, 8], [0.1], n_batches=3))
+
+
 # ---------------------------------------------------------------- pairs
 def test_sentences_and_pairs():
     para = ("The first sentence has quite a few words in it. The second one is also long enough "
@@ -125,6 +135,22 @@ def test_corpus_pairs_mixed_and_hard():
     hard = contrastive.corpus_pairs(8, negatives="one-article", seed=1)
     assert len({p.source for p in hard}) == 1
     assert contrastive.corpus_pairs(12, seed=1) == mixed                       # seeded
+
+
+def test_pair_pool_of_a_users_text_reports_progress():
+    text = ("Packing removes padding from training batches. Attention must not cross the sequence "
+            "boundaries then. Position ids restart at zero for every packed sequence.")
+    steps = []
+    pairs, a, b = contrastive.pair_pool("text", 8, text=text, progress=lambda f, m: steps.append(f))
+    assert pairs == tuple(contrastive.text_pairs(text)) and len(pairs) == 2
+    assert a.shape == b.shape == (2, 384) and a.dtype == np.float32
+    ref_a, ref_b = contrastive.embed_pairs(pairs)
+    np.testing.assert_array_equal(a, ref_a.numpy())
+    np.testing.assert_array_equal(b, ref_b.numpy())
+    assert steps == [0.1, 0.3, 1.0]
+    assert len(contrastive.pair_pool("text", 2, text=text + " " + text)[0]) == 2     # capped at n_pairs
+    with pytest.raises(ValidationError, match="Sentences from"):
+        contrastive.pair_pool("web", 8)
 
 
 def test_real_minilm_pairs_keep_their_order():

@@ -345,6 +345,41 @@ def test_route_text_and_specialisation():
     np.testing.assert_allclose(specs[0].class_rate.sum(-1), 2.0, atol=1e-9)
 
 
+def test_text_routing_carries_its_maxvio_and_top_expert_counts():
+    comp = moe.untrained_comparison(_tiny(), corpus=_corpus())
+    r = moe.route_text(comp.runs["none"].model, comp.vocab, "the quick brown fox, 1969.")
+    assert r.max_vio.shape == (2,) and r.top_counts.shape == (2, 4)
+    for layer in range(2):
+        assert r.max_vio[layer] == moe.max_violation(r.load[layer])
+        np.testing.assert_array_equal(r.top_counts[layer], np.bincount(r.top_expert[layer], minlength=4))
+    assert (r.top_counts.sum(-1) == len(r.tokens)).all()
+
+
+def test_build_comparison_is_one_entry_point_for_trained_and_untrained():
+    cfg, corpus = _tiny(), _corpus()
+    untrained = moe.build_comparison(cfg, trained=False, corpus=corpus)
+    assert list(untrained.runs) == ["none"] and len(untrained.runs["none"].history.loss) == 0
+    trained = moe.build_comparison(cfg, trained=True, corpus=corpus)
+    assert list(trained.runs) == list(moe.MODES)
+    assert all(len(run.history.loss) == cfg.steps for run in trained.runs.values())
+    assert trained.config == untrained.config == cfg and trained.device == "cpu"
+
+
+def test_run_analyses_equal_the_model_level_calls_and_refuse_a_missing_run():
+    comp = moe.build_comparison(_tiny(), trained=False, corpus=_corpus())
+    model, text = comp.runs["none"].model, "the <b>fox</b>"
+    via_run, direct = moe.route_run_text(comp, "none", text), moe.route_text(model, comp.vocab, text)
+    np.testing.assert_array_equal(via_run.gates, direct.gates)
+    assert via_run.tokens == direct.tokens
+    specs = moe.run_specialisation(comp, "none")
+    ref = moe.expert_specialisation(model, comp.vocab, comp.val)
+    assert [s.experts for s in specs] == [s.experts for s in ref]
+    with pytest.raises(ValidationError, match="no run 'aux_free'"):
+        moe.route_run_text(comp, "aux_free", text)
+    with pytest.raises(ValidationError, match="No balancing"):
+        moe.run_specialisation(comp, "<script>")
+
+
 def test_wiki_corpus_is_real_text():
     corpus = moe.wiki_corpus()
     assert 60 < corpus.vocab.size <= moe.MAX_VOCAB

@@ -94,6 +94,32 @@ def test_compare_strategies_shares_one_token_budget():
     assert stats["concat-chunk"].split_sequences > 0 and stats["ffd"].split_sequences == 0
 
 
+def test_strategy_layout_is_the_layout_compare_strategies_counts():
+    values = [100, 20, 300, 45, 60, 512, 7, 250] * 8
+    order = packing.loader_order(values, seed=0)
+    assert sorted(order) == sorted(values) and order != values             # shuffled, nothing lost
+    assert packing.loader_order(values, seed=0) == order                   # seeded
+    assert packing.loader_order(values, seed=None) == values
+    stats = {s.strategy: s for s in packing.compare_strategies(values, capacity=1024, batch_size=4, max_len=512)}
+    for strategy in packing.STRATEGIES:
+        layout, shown = packing.strategy_layout(strategy, values, capacity=1024, batch_size=4, max_len=512)
+        assert shown == tuple(order)
+        assert (layout.n_rows, layout.slots, layout.real_tokens) == (
+            stats[strategy].rows, stats[strategy].slots, stats[strategy].real_tokens)
+        check_layout(layout, list(shown), None if strategy.startswith("pad") else 1024)
+
+
+def test_source_token_counts_of_a_users_text():
+    text = "first line of text\n\nsecond line, a little longer than the first\nthird"
+    paragraphs = packing.source_token_counts("text", "paragraph", "cl100k_base", text)
+    assert paragraphs == packing.document_token_counts(packing.text_documents(text, "paragraph"))
+    assert len(paragraphs) == 3 and len(packing.source_token_counts("text", "article", text=text)) == 2
+    with pytest.raises(ValidationError, match="Samples"):
+        packing.source_token_counts("<script>", "paragraph", text=text)
+    with pytest.raises(ValidationError, match="empty"):
+        packing.source_token_counts("text", "paragraph", text="   ")
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: packing.pack_ffd([], 10), "no sequences"),
     (lambda: packing.pack_ffd([5, 30], 10), "pack length"),

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from core.models import vision_tokens as vt
 from core.runtime.validation import ValidationError
@@ -87,8 +88,6 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def test_load_image_ok_and_rgba_over_white():
-    from PIL import Image
-
     rgba = Image.new("RGBA", (30, 20), (255, 0, 0, 0))
     loaded = vt.load_image(_png(rgba), "a.png")
     assert loaded.size == (20, 30) and loaded.format == "PNG" and not loaded.downscaled
@@ -109,8 +108,6 @@ def test_load_image_refuses(data, match):
 
 
 def test_load_image_caps(monkeypatch):
-    from PIL import Image
-
     monkeypatch.setattr(vt, "MAX_WORK_SIDE", 64)
     loaded = vt.load_image(_png(Image.new("RGB", (200, 100))), "big.png")
     assert loaded.downscaled and loaded.size == (32, 64) and loaded.original_size == (100, 200)
@@ -193,6 +190,25 @@ def test_encode_images_and_attention():
     assert prof[0]["distance"] == 0 and sum(p["keys"] for p in prof) == 240
     with pytest.raises(ValidationError):
         vt.attention_maps(images[1], (99, 0))
+
+
+def test_image_sources_overlays_and_encode_sources():
+    sample = vt.image_from_source(("sample", "small icon (generated)"))
+    np.testing.assert_array_equal(sample.pixels, vt.sample_image("small icon (generated)").pixels)
+    upload = vt.image_from_source(("upload", "a.png", _png(Image.new("RGB", (30, 20), (9, 9, 9)))))
+    assert upload.name == "a.png" and upload.size == (20, 30)
+    for bad in (("sample",), ("file", "x"), ["sample", "small icon (generated)"], ("upload", "x", b"")):
+        with pytest.raises(ValidationError):
+            vt.image_from_source(bad)
+    plan = vt.kimi_plan(*upload.size)
+    np.testing.assert_array_equal(vt.plan_overlay(upload, plan),
+                                  vt.grid_overlay(vt.make_canvas(upload, plan), plan))
+    cfg = vt.EncoderConfig(dim=32, heads=2, out_dim=16)
+    sources = (("sample", "small icon (generated)"), ("sample", "china, 1:4 strip (crop)"))
+    via_sources = vt.encode_sources(sources, cfg)
+    direct = vt.encode_images([vt.sample_image(name) for _, name in sources], cfg)
+    assert via_sources.packing == direct.packing and via_sources.token_shape == direct.token_shape
+    np.testing.assert_array_equal(via_sources.images[1].attended_rgb, direct.images[1].attended_rgb)
 
 
 def test_tokens_vs_side():
