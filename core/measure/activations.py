@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psutil
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -274,8 +275,6 @@ def check_fits(cfg: TinyGPTConfig, device: str) -> None:
         free, _ = torch.cuda.mem_get_info(dev)
         budget = 0.8 * free
     else:
-        import psutil
-
         budget = min(MAX_CPU_BYTES, 0.25 * psutil.virtual_memory().available)
         if cost["flops"] > MAX_CPU_FLOPS:
             raise ResourceError(

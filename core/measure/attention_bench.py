@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from core.attention import (
     _check_causal,
@@ -28,8 +31,9 @@ from core.attention import (
     reference_attention,
     tiled_attention,
 )
-from core.runtime.device import kernel_interpreted, oom_guard
-from core.runtime.validation import ResourceError, ValidationError, check_int
+from core.measure.timing import peak_memory_bytes, time_fn
+from core.runtime.device import free_memory, kernel_interpreted, oom_guard
+from core.runtime.validation import ResourceError, ValidationError, check_choice, check_int
 from kernels._checks import MAX_KERNEL_HEAD_DIM, MIN_KERNEL_HEAD_DIM, check_bool
 
 log = logging.getLogger("atlas.attention_bench")
@@ -120,8 +124,6 @@ def grad_ref_max_seq(device) -> int:
 
 def check_bench_config(cfg: BenchConfig, device) -> BenchConfig:
     """Every field in range for ``device``; sequence lengths deduplicated and sorted."""
-    from core.runtime.validation import check_choice
-
     if not isinstance(cfg, BenchConfig):
         raise ValidationError("Expected a BenchConfig.")
     seqs = tuple(cfg.seqs) if isinstance(cfg.seqs, (tuple, list)) else ()
@@ -158,11 +160,11 @@ def timing_quantiles(fn, device, *, warmup: int = 2, repeats: int = 5, max_secon
     dev = torch.device(device)
     lo, hi = SPREAD_QUANTILES
     if dev.type == "cuda":
+        # start-up cost: triton takes ~0.2 s to import; only CUDA timing uses do_bench
         import triton.testing
 
         q20, q50, q80 = triton.testing.do_bench(fn, grad_to_none=grad_to_none, quantiles=[lo, 0.5, hi])
         return float(q50), float(q20), float(q80)
-    from core.measure.timing import time_fn
 
     def run():
         for t in grad_to_none or ():
@@ -183,8 +185,6 @@ def sdpa_default_backend(q, k, v, causal: bool = False) -> str | None:
     """The backend PyTorch's SDPA picks for these inputs when none is forced ("FLASH_ATTENTION",
     "CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"; on a CPU "FLASH_ATTENTION" is PyTorch's
     CPU flash kernel). None when this torch cannot say (a private API: torch._fused_sdp_choice)."""
-    from torch.nn.attention import SDPBackend
-
     try:
         return SDPBackend(torch._fused_sdp_choice(q, k, v, None, 0.0, bool(causal))).name
     except (AttributeError, RuntimeError, TypeError, ValueError):
@@ -199,11 +199,10 @@ def _call(impl: str, q, k, v, cfg: BenchConfig):
         blocks = _blocks_for(cfg.head_dim, q.dtype, q.device, None)
         return tiled_attention(q, k, v, cfg.causal, block_m=blocks.block_m, block_n=blocks.block_n)
     if impl == "triton":
+        # after ensure_triton_backend(): importing kernels decorates the Triton kernels
         from kernels.flash_attention import flash_attention
 
         return flash_attention(q, k, v, cfg.causal)
-    import torch.nn.functional as F
-    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     forced = {"sdpa_flash": "FLASH_ATTENTION", "sdpa_cudnn": "CUDNN_ATTENTION"}.get(impl)
     if impl == "sdpa" and cfg.sdpa_backend == "flash":
@@ -219,8 +218,6 @@ def kernel_block_sizes(head_dim: int, dtype: str = "float32", device="cpu",
     """The Triton kernel's KernelConfig (BLOCK_M, BLOCK_N, warps, stages, backward blocks)
     for ``head_dim``/``dtype`` on ``device``; ``capability`` (e.g. (9, 0)) picks a GPU's
     table without that GPU."""
-    from core.runtime.validation import check_choice
-
     dtype = BENCH_DTYPES[check_choice("dtype", dtype, BENCH_DTYPES)]
     head_dim = check_int("head_dim", head_dim, MIN_KERNEL_HEAD_DIM, MAX_KERNEL_HEAD_DIM)
     if capability is not None:
@@ -230,6 +227,7 @@ def kernel_block_sizes(head_dim: int, dtype: str = "float32", device="cpu",
 
 
 def _blocks_for(head_dim, dtype, device, capability):
+    # after ensure_triton_backend(): importing kernels decorates the Triton kernels
     from kernels.flash_attention import block_sizes
 
     return block_sizes(head_dim, dtype, device, capability)
@@ -309,8 +307,6 @@ def _errors(impl: str, case: _Case, cfg: BenchConfig, backward: bool) -> tuple[f
 
 def _timed(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) -> tuple[tuple, int | None]:
     """((median, p20, p80) ms, CUDA peak bytes or None) of the forward or forward+backward."""
-    from core.measure.timing import peak_memory_bytes
-
     if backward:
         leaves = [t.detach().clone().requires_grad_() for t in (case.q, case.k, case.v)]
 
@@ -356,10 +352,6 @@ def run_benchmark(cfg: BenchConfig, device, progress=None, job=None,
     ``job`` (core.runtime.scheduler) is checked between rows; rows after ``deadline``
     (time.monotonic()) are recorded as skipped instead of run.
     """
-    import time
-
-    from core.runtime.device import free_memory
-
     cfg = check_bench_config(cfg, device)
     modes = (False, True) if cfg.backward else (False,)
     total, rows = len(cfg.seqs) * len(cfg.impls) * len(modes), []
@@ -430,8 +422,6 @@ def memory_footprint(cfg: BenchConfig, device, job=None) -> tuple[MemoryRow, ...
 
 
 def _measure(row: MemoryRow, q, k, v, cfg: BenchConfig, dev, job) -> MemoryRow:
-    from core.measure.timing import peak_memory_bytes
-
     if job is not None:
         job.check()
     try:

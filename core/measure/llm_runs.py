@@ -38,7 +38,7 @@ from core.data.corpus import wiki_text
 from core.llm import PretrainedLM
 from core.measure.activations import count_saved
 from core.measure.attention_bench import analytic_memory_bytes
-from core.measure.timing import TensorBytesTracker
+from core.measure.timing import TensorBytesTracker, time_fn
 from core.memory import (
     kv_cache_bytes_per_token,
     llama_activation_terms,
@@ -168,8 +168,6 @@ def _attention_bytes(lm: PretrainedLM, backend: str, T: int) -> int | None:
 def prefill_timings(lm: PretrainedLM, seqs, backends=BACKENDS, *, repeats: int = 3,
                     progress: Progress = None, on_wait=None) -> list[dict]:
     """Median prefill ms per (backend, T); Triton under the CPU interpreter is not timed."""
-    from core.measure.timing import time_fn
-
     seqs = [check_int("Prompt length", n, 1, lm.context_cap) for n in seqs]
     rows, total = [], len(seqs) * len(backends)
     with heavy_job("SmolLM2 prefill timings", str(lm.device), time_limit_s=TIME_LIMIT_S, on_wait=on_wait) as job:

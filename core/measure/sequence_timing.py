@@ -30,8 +30,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psutil
 import torch
 
+from core.measure.timing import time_fn
 from core.models.sequence_models import (
     KINDS,
     LABELS,
@@ -43,6 +45,8 @@ from core.models.sequence_models import (
     generate_recompute,
     lm_loss,
 )
+from core.runtime.device import DeviceOutOfMemory, oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import (
     ResourceError,
     ValidationError,
@@ -135,10 +139,6 @@ def available_bytes(device: torch.device | str) -> int | None:
     dev = torch.device(device)
     if dev.type == "cuda":
         return int(torch.cuda.mem_get_info(dev)[0])
-    try:
-        import psutil
-    except ImportError:
-        return None
     return int(psutil.virtual_memory().available)
 
 
@@ -167,8 +167,6 @@ def time_vs_length(configs: dict[str, SeqConfig], spec: TimingSpec, device,
     (model, mode) as skipped. When the job's time limit is reached the
     remaining points are marked skipped (the rows measured so far are kept).
     """
-    from core.runtime.scheduler import heavy_job
-
     kinds = [check_choice("Model kind", k, KINDS) for k in configs]
     lengths = sorted(set(spec.lengths))
     points = [(k, m, T) for k in kinds for m in spec.modes for T in lengths]
@@ -239,9 +237,6 @@ def _skipped_row(config, spec, mode, T, reason: str) -> dict:
 
 
 def _time_point(model, config, spec: TimingSpec, mode: str, T: int, device, job) -> dict:
-    from core.measure.timing import time_fn
-    from core.runtime.device import DeviceOutOfMemory, oom_guard
-
     row = _base_row(config, spec, mode, T)
     try:
         with oom_guard(f"T = {T:,}", device):
@@ -304,8 +299,6 @@ def generation_speed(configs: dict[str, SeqConfig], spec: GenerationSpec, device
                      progress: Progress = None, on_wait=None,
                      time_limit_s: float = 300.0) -> list[dict]:
     """One row per (model, mode, N): ms for N greedy tokens, tokens/s, state bytes at the end."""
-    from core.runtime.scheduler import heavy_job
-
     kinds = [check_choice("Model kind", k, KINDS) for k in configs]
     lengths = sorted(set(spec.n_tokens))
     points = [(k, m, n) for k in kinds for m in GEN_MODES[k] for n in lengths]
@@ -335,9 +328,6 @@ def generation_speed(configs: dict[str, SeqConfig], spec: GenerationSpec, device
 
 
 def _gen_point(model, mode: str, n: int, spec: GenerationSpec, device, job) -> dict:
-    from core.measure.timing import time_fn
-    from core.runtime.device import oom_guard
-
     prompt = torch.zeros(spec.batch, 1, dtype=torch.long, device=device)   # (B, 1)
     holder = {}
     if mode == "recompute":

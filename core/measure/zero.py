@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from core import ROOT
 from core.measure.activations import TinyGPTConfig, validate_tiny
 from core.memory import model_state_bytes
@@ -89,8 +91,6 @@ def validate_run(cfg: ZeroRunConfig) -> ZeroRunConfig:
     kind = check_choice("Device", str(cfg.device).split(":")[0], ("cpu", "cuda"))
     world = check_int("World size", cfg.world_size, 1, MAX_WORLD)
     if kind == "cuda":
-        import torch
-
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if world > gpus:
             raise ValidationError(

@@ -93,7 +93,7 @@ def test_a_point_predicted_too_slow_is_skipped(monkeypatch):
     from core.measure import timing
 
     slow = timing.Timing(median_ms=3000.0, min_ms=3000.0, max_ms=3000.0, repeats=1, samples_ms=(3000.0,))
-    monkeypatch.setattr(timing, "time_fn", lambda *a, **k: slow)
+    monkeypatch.setattr(sequence_timing, "time_fn", lambda *a, **k: slow)
     spec = sequence_timing.TimingSpec(lengths=(8, 16, 32), batch=1, modes=("forward",), max_point_s=5.0)
     rows = sequence_timing.time_vs_length({"lstm": TINY["lstm"], "transformer": TINY["transformer"]}, spec, "cpu")
     status = {(r["kind"], r["T"]): r["status"] for r in rows}
