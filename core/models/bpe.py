@@ -32,7 +32,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
-from core.runtime.validation import ValidationError, check_choice, check_int, check_text
+import regex
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from core.data import corpus
+from core.runtime.scheduler import heavy_job
+from core.runtime.validation import (
+    ValidationError,
+    check_choice,
+    check_int,
+    check_text,
+    decode_upload,
+)
+from core.tokenizers import Token, byte_level_decoder, byte_spans_to_chars
 
 MAX_CORPUS_CHARS = 3_000_000   # training text cap (the Wikipedia sample is ~2.5 MB)
 MAX_MERGES = 5_000             # merges per training run
@@ -102,7 +114,6 @@ def split_chunks(text: str, pattern: str) -> list[str]:
     regex_src = PATTERNS[check_choice("Pre-split pattern", pattern, PATTERNS)]
     if regex_src is None:
         return text.splitlines(keepends=True)
-    import regex
 
     return regex.findall(_compiled(regex_src), text)
 
@@ -111,8 +122,6 @@ _COMPILED: dict[str, object] = {}
 
 
 def _compiled(src: str):
-    import regex
-
     if src not in _COMPILED:
         _COMPILED[src] = regex.compile(src)
     return _COMPILED[src]
@@ -206,8 +215,6 @@ def _apply_merge(index: _PairIndex, words, freqs, pair: Pair, new_id: int) -> in
 def train(text: str, config: BPEConfig = BPEConfig(), *, progress: Progress | None = None,
           on_wait=None, device: str = "cpu") -> TrainedBPE:
     """Learn ``config.n_merges`` merges on ``text`` (incremental pair counts; see module doc)."""
-    from core.runtime.scheduler import heavy_job
-
     config, text = check_config(config), _checked_corpus(text)
     started = time.perf_counter()
     with heavy_job("BPE training", device, time_limit_s=TIME_LIMIT_S, on_wait=on_wait) as job:
@@ -339,8 +346,6 @@ class HFComparison:
 
 def hf_tokenizer(model: TrainedBPE):
     """An HF ``tokenizers`` BPE tokenizer (untrained) with the same byte-level pre-split as ``model``."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-
     tok = Tokenizer(models.BPE())
     steps = [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
     src = PATTERNS[model.config.pattern]
@@ -352,8 +357,6 @@ def hf_tokenizer(model: TrainedBPE):
 
 def hf_compare(text: str, model: TrainedBPE) -> HFComparison:
     """Train HF's BpeTrainer on ``text`` to ``model``'s vocabulary size; compare compression."""
-    from tokenizers import decoders, pre_tokenizers, trainers
-
     text = _checked_corpus(text)
     if len(text) > MAX_HF_COMPARE_CHARS:
         raise ValidationError(f"At most {MAX_HF_COMPARE_CHARS:,} characters for the comparison.")
@@ -377,8 +380,6 @@ def hf_compare(text: str, model: TrainedBPE) -> HFComparison:
 
 def _hf_learned_tokens(tok) -> set[bytes]:
     """HF's learned (multi-byte) tokens as raw bytes."""
-    from core.tokenizers import byte_level_decoder
-
     to_bytes = byte_level_decoder()
     return {b for b in (to_bytes(t) for t in tok.get_vocab()) if len(b) > 1}
 
@@ -394,8 +395,6 @@ CORPORA = {"wiki": "Wikipedia sample (gensim test data)", "lee": "Lee news corpu
 
 def load_corpus(kind: str, max_chars: int) -> str:
     """Training text shipped with gensim: the Wikipedia sample or the Lee news corpus, cut to ``max_chars``."""
-    from core.data import corpus
-
     kind = check_choice("Corpus", kind, CORPORA)
     max_chars = check_int("Corpus size", max_chars, 1_000, MAX_CORPUS_CHARS)
     text = corpus.wiki_text() if kind == "wiki" else "\n".join(corpus.lee_texts())
@@ -404,8 +403,6 @@ def load_corpus(kind: str, max_chars: int) -> str:
 
 def segment_tokens(model: TrainedBPE, text: str, n_merges: int | None = None):
     """``text`` after ``n_merges`` merges as core.tokenizers.Token objects (ids, bytes, char spans)."""
-    from core.tokenizers import Token, byte_spans_to_chars
-
     ids = encode(model, text, n_merges)
     vocab = model.vocab
     pieces = [vocab[i] for i in ids]
@@ -423,8 +420,6 @@ def check_training_text(text):
 
 def check_training_upload(data: bytes):
     """An uploaded training file, decoded (UTF-8 / UTF-16 with BOM) and cut at MAX_CORPUS_CHARS bytes."""
-    from core.runtime.validation import decode_upload
-
     return decode_upload(data, max_bytes=MAX_CORPUS_CHARS, name="The uploaded file")
 
 

@@ -41,10 +41,13 @@ import torch
 from torch import nn
 
 from core.configs import PRESETS, ModelConfig, head_sharing
+from core.measure.timing import time_fn
 from core.memory import kv_cache_bytes_per_token
 from core.nn import RMSNorm, causal_mask
 from core.nn.rope import apply_rope as apply_rope  # re-exported: the rotation of q and k
 from core.nn.rope import rope_cos_sin as rope_cos_sin  # re-exported: its cos and sin tables
+from core.runtime.device import oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import ValidationError, check_choice, check_int
 
 # ---- caps enforced inside the functions (a crafted request cannot bypass them)
@@ -647,10 +650,6 @@ def time_decode_step(cfg: MLAConfig, context: int, *, device="cpu", dtype_name: 
     The caches are filled with random values (only their size matters for the
     time). Runs as a heavy job on ``device``; returns {mode: core.measure.timing.Timing}.
     """
-    from core.measure.timing import time_fn
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     context = check_int("Context length", context, 1, MAX_SEQ - 1)
     dt = _dtype(dtype_name)
     results = {}

@@ -31,6 +31,7 @@ Does not handle: KV caching (each pass re-runs its bounded window), sampling
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from collections.abc import Callable
@@ -45,6 +46,8 @@ from core.data.char_data import UNK as UNK  # re-exported: the unknown character
 from core.data.char_data import UNK_ID, VOCAB, decode, even_windows, random_windows
 from core.nn import DecoderBlock, RMSNorm, rope_cos_sin, window_mask
 from core.nn.attention import AttentionShape
+from core.runtime.device import oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import ValidationError, check_float, check_int, check_text
 from core.train import loop
 from core.train.loop import optimizer_step, set_lr
@@ -279,9 +282,6 @@ def evaluate(model: MTPModel, windows: torch.Tensor) -> dict:
 def train_mtp(cfg: MTPConfig, train: TrainConfig, *, device="cpu", progress: Progress | None = None,
               on_wait=None) -> TrainedMTP:
     """Train the main model and its MTP modules together on the Wikipedia sample (a heavy job)."""
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     validate_configs(cfg, train)
     train_ids, val_ids = corpus_ids(train.corpus_chars)
     torch.manual_seed(train.seed)
@@ -469,16 +469,12 @@ class DecodeComparison:
 
 def decoding_model(trained: TrainedMTP) -> MTPModel:
     """A float64 copy for decoding: the verify pass and plain greedy then cannot differ by rounding."""
-    import copy
-
     return copy.deepcopy(trained.model).to(torch.float64).eval()
 
 
 def compare_decoding(trained: TrainedMTP, prompt: str, max_new: int = 120, *, on_wait=None,
                      progress: Progress | None = None) -> DecodeComparison:
     """Plain greedy vs self-speculative decoding of ``prompt`` (and tokens per pass for every draft count)."""
-    from core.runtime.scheduler import heavy_job
-
     checked, ids, unknown = check_prompt(prompt)
     max_new = check_int("New tokens", max_new, 1, MAX_NEW_TOKENS)
     D = trained.config.mtp_depth

@@ -41,7 +41,7 @@ from core.data.char_data import VOCAB_SIZE, CharCorpus, as_batch, decode, sample
 from core.nn import DecoderConfig, DecoderInternals, DecoderLM, KVCache, attend
 from core.nn.decoder import sinusoidal_positions as sinusoidal_positions  # re-exported
 from core.nn.sampling import SamplingConfig, next_token_distribution, sample_token
-from core.runtime.device import cpu_threads
+from core.runtime.device import cpu_threads, oom_guard
 from core.runtime.scheduler import heavy_job
 from core.runtime.validation import (
     ResourceError as ResourceError,  # re-exported: a full KV cache raises it
@@ -427,9 +427,6 @@ def train_models(configs: dict[str, SeqConfig], train: TrainConfig, corpus: Char
     out-of-memory becomes a ResourceError that says what to lower. On a CPU
     it runs with ``threads`` torch threads (see :func:`cpu_threads`).
     """
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     if not configs:
         raise ValidationError("Pick at least one model to train.")
     limit = check_float("Time limit", time_limit_s, 1.0, MAX_TRAIN_SECONDS)
@@ -640,9 +637,6 @@ def recall_accuracy(model: nn.Module, cfg: RecallConfig, delay: int, gen, device
 def run_recall(cfg: RecallConfig, kinds: tuple[str, ...], device, progress: Progress = None,
                on_wait=None, time_limit_s: float = 300.0, threads: int | None = 1) -> RecallResult:
     """Train one fresh model per (kind, delay) on the recall task; accuracy on fresh sequences."""
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     kinds = tuple(check_choice("Model kind", k, KINDS) for k in kinds)
     if not kinds or len(kinds) * len(cfg.delays) > MAX_RECALL_RUNS:
         raise ValidationError(f"Pick 1 to {MAX_RECALL_RUNS} (model, delay) runs.")

@@ -31,6 +31,8 @@ from torch import nn
 
 from core.data.char_data import corpus_window
 from core.models.sequence_models import RecurrentLM, TransformerLM, cpu_threads
+from core.runtime.device import oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import ValidationError, check_float, check_int
 
 MAX_PROBE_T = 4096          # characters in a gradient-flow probe
@@ -72,9 +74,6 @@ def gradient_flow(model: nn.Module, idx: torch.Tensor, recurrent_scale: float = 
     ``threads``: CPU torch threads (see core.models.sequence_models.cpu_threads). Runs
     as a heavy job (T steps one after another, then their backward).
     """
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     idx = _on_model(idx, model)                                     # (B, T + 1)
     T = check_int("Probe length", idx.shape[1] - 1, 1, MAX_PROBE_T)
     scale = check_float("Recurrent weight scale", recurrent_scale, 0.0, 10.0)
@@ -286,7 +285,7 @@ def transformer_graph(T: int, n_layers: int = 1) -> UnrollGraph:
 
 def _layered_nodes(T: int, L: int, state: str):
     """A DiGraph with the nodes alone: inputs x_t, states (state, level, t), outputs y_t."""
-    import networkx as nx
+    import networkx as nx  # start-up cost: networkx takes ~0.15 s to import
 
     g = nx.DiGraph()
     for t in range(T):
@@ -304,7 +303,7 @@ def _check_graph(T: int, n_layers: int) -> tuple[int, int]:
 
 def _with_path(g, source, target) -> UnrollGraph:
     """The longest path from the first input to the last output (a DAG: dynamic programming)."""
-    import networkx as nx
+    import networkx as nx  # start-up cost: networkx takes ~0.15 s to import
 
     best = {source: (0, None)}
     for node in nx.topological_sort(g):

@@ -35,6 +35,7 @@ corpora larger than :data:`MAX_CORPUS_WORDS` words.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
@@ -46,7 +47,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from core.runtime.device import cpu_threads
+from core.data import corpus
+from core.runtime.device import cpu_threads, oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import ValidationError, check_float, check_int
 from core.train.schedule import linear_decay
 
@@ -298,9 +301,6 @@ def train(sentences: Sequence[Sequence[str]], config: Word2VecConfig, device: st
     ops up to 8x slower than 1. ``cpu_workers=1`` is deterministic for a seed.
     On CUDA one stream does all the steps.
     """
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     config = config.checked()
     sentences, _ = check_corpus(sentences)
     vocab = build_vocab(sentences, config.min_count, config.max_vocab)
@@ -488,22 +488,16 @@ class TrainingCorpus:
 
 def wiki_corpus(max_words: int) -> TrainingCorpus:
     """The first ``max_words`` words of gensim's Wikipedia sample (core.data.corpus)."""
-    from core.data.corpus import sentences, wiki_text
-
     max_words = check_int("Corpus size", max_words, MIN_CORPUS_WORDS, MAX_CORPUS_WORDS)
-    rows, truncated = check_corpus(sentences(wiki_text()))
+    rows, truncated = check_corpus(corpus.sentences(corpus.wiki_text()))
     return _cut_corpus(rows, max_words, truncated, f"wiki:{max_words}", "Wikipedia sample (gensim)")
 
 
 def upload_corpus(data: bytes, max_words: int, name: str = "upload") -> TrainingCorpus:
     """A user's text file: decoded and checked (core.data.corpus.upload_text), split into words."""
-    import hashlib
-
-    from core.data.corpus import sentences, upload_text
-
     max_words = check_int("Corpus size", max_words, MIN_CORPUS_WORDS, MAX_CORPUS_WORDS)
-    checked = upload_text(data, max_bytes=MAX_UPLOAD_BYTES)
-    rows, truncated = check_corpus(sentences(checked.text))
+    checked = corpus.upload_text(data, max_bytes=MAX_UPLOAD_BYTES)
+    rows, truncated = check_corpus(corpus.sentences(checked.text))
     digest = hashlib.sha256(checked.text.encode("utf-8")).hexdigest()[:16]
     label = f"uploaded file {str(name)[:60]!r}"
     return _cut_corpus(rows, max_words, truncated or checked.truncated, f"upload:{digest}:{max_words}", label)
@@ -547,6 +541,7 @@ def train_gensim(sentences: Sequence[Sequence[str]], config: Word2VecConfig, wor
     same words: gensim also drops out-of-vocabulary words before windowing.
     Needs gensim (not on the GPU check machine).
     """
+    # optional: gensim (~0.9 s to import) is only needed for the reference run
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
