@@ -50,7 +50,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.runtime.device import cpu_threads
+from core.data.corpus import wiki_articles
+from core.data.minilm import encode_sentences
+from core.runtime.device import cpu_threads, oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import (
     ValidationError,
     check_choice,
@@ -58,6 +61,7 @@ from core.runtime.validation import (
     check_int,
     check_text,
 )
+from core.tokenizers import decode, encode_ids
 from core.train import loop
 from core.train.loop import optimizer_step, set_lr
 from core.train.schedule import default_warmup, warmup_cosine
@@ -125,8 +129,6 @@ def pairs_from_paragraphs(paragraphs: Sequence[str], kind: str, source: str) -> 
 @functools.lru_cache(maxsize=2)
 def _article_pairs(kind: str) -> tuple[tuple[Pair, ...], ...]:
     """Every candidate pair of every Wikipedia article (articles without pairs left out)."""
-    from core.data.corpus import wiki_articles
-
     found = (tuple(pairs_from_paragraphs(a.text.split("\n"), kind, a.title)) for a in wiki_articles())
     return tuple(p for p in found if p)
 
@@ -171,8 +173,6 @@ def text_pairs(text: str, *, kind: str = "next") -> list[Pair]:
 
 def embed_pairs(pairs: Sequence[Pair], device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """MiniLM embeddings of anchors and positives: two (N, 384) unit-norm float32 tensors."""
-    from core.data.minilm import encode_sentences
-
     if not 2 <= len(pairs) <= MAX_PAIRS:
         raise ValidationError(f"Give between 2 and {MAX_PAIRS} pairs (got {len(pairs)}).")
     texts = [p.anchor for p in pairs] + [p.positive for p in pairs]
@@ -415,8 +415,6 @@ class CPCData:
 
 
 def _split_texts() -> tuple[str, str]:
-    from core.data.corpus import wiki_articles
-
     arts = list(wiki_articles())
     held = [i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1 for i in range(len(arts))]
     train = "\n\n".join(a.text for a, h in zip(arts, held, strict=True) if not h)
@@ -432,7 +430,6 @@ def cpc_data(unit: str = "tokens", min_count: int = 3) -> CPCData:
     if unit == "bytes":
         as_ids = [np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.int64) for t in (train, held)]
         return CPCData(unit, as_ids[0], as_ids[1], 256, None, len(train), len(held))
-    from core.tokenizers import encode_ids
 
     raw_train = np.array(encode_ids(CPC_TOKENIZER, train), dtype=np.int64)
     raw_held = np.array(encode_ids(CPC_TOKENIZER, held), dtype=np.int64)
@@ -450,7 +447,6 @@ def show_items(data: CPCData, items: np.ndarray) -> str:
     """Readable text of item ids (bytes decoded; tokens decoded, rare ones as ⟨rare⟩)."""
     if data.token_of is None:
         return bytes(items.astype(np.uint8).tolist()).decode("utf-8", errors="replace")
-    from core.tokenizers import decode
 
     parts = []
     for item in items.tolist():
@@ -631,9 +627,6 @@ def train_cpc(cfg: CPCConfig = CPCConfig(), *, device: str = "cpu",
               on_wait: Callable[[int, float], None] | None = None,
               time_limit_s: float = 600.0) -> CPCResult:
     """Train CPC on the Wikipedia sample (a queued heavy job); evaluate on held-out articles."""
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     if not isinstance(cfg, CPCConfig):
         raise ValidationError("Give a CPCConfig.")
     dev = torch.device(device)

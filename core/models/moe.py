@@ -54,11 +54,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.configs import PRESETS, attention_params, mlp_params, param_count
 from core.data import char_data
 from core.data.char_data import CharCorpus, CharVocab, sample_batch
 from core.nn import DecoderBlock, RMSNorm, SwiGLU
 from core.nn.attention import AttentionShape
 from core.runtime.device import cpu_threads as _cpu_threads
+from core.runtime.device import oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import CheckedText, ValidationError, check_float, check_int, check_text
 from core.train import loop
 from core.train.loop import optimizer_step, set_lr
@@ -697,9 +700,6 @@ def train_balancing_modes(cfg: TrainConfig, device: torch.device | str = "cpu", 
     Runs as one heavy job (core.runtime.scheduler) limited to TRAIN_TIME_LIMIT_S; out of memory
     becomes a ResourceError that says what to lower.
     """
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     if not modes or len(set(modes)) != len(modes):
         raise ValidationError("Give each balancing mode once.")
     for mode in modes:
@@ -904,8 +904,6 @@ class ScaleView:
 
 def scale_view(preset: str, context: int = 4096) -> ScaleView:
     """DeepSeek-V3 (or another MoE preset): experts, active vs total, FLOPs per token."""
-    from core.configs import PRESETS, mlp_params, param_count
-
     check_text(preset, max_chars=40, name="Preset")
     if preset not in PRESETS or not PRESETS[preset].is_moe:
         moe = ", ".join(k for k, v in PRESETS.items() if v.is_moe)
@@ -923,8 +921,6 @@ def scale_view(preset: str, context: int = 4096) -> ScaleView:
 
 def _flops_per_token(cfg, expert: int, context: int, experts_used: int) -> dict:
     """Forward FLOPs of one token (2 per multiply-add), by part; attention over ``context`` tokens."""
-    from core.configs import attention_params, mlp_params
-
     if cfg.is_mla:
         qk, v = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, cfg.v_head_dim
     else:

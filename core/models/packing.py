@@ -63,9 +63,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.data.corpus import wiki_articles
+from core.measure.timing import peak_memory_bytes, time_fn
 from core.nn import DecoderBlock, attend, rope_cos_sin
 from core.nn.attention import AttentionShape
+from core.runtime.device import oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import ValidationError, check_choice, check_int, check_text
+from core.tokenizers import encode_ids, eos_id
 
 MAX_SEQUENCES = 200_000       # lengths per packing call
 MAX_CAPACITY = 131_072        # tokens per packed row
@@ -147,8 +152,6 @@ def document_token_counts(texts: Sequence[str], tokenizer: str = "cl100k_base",
                           add_eos: bool = True) -> list[int]:
     """Real token counts of ``texts`` (core.tokenizers), +1 for the end-of-text token that
     separates documents in packed data (when the tokenizer has one); empty texts dropped."""
-    from core.tokenizers import encode_ids, eos_id
-
     extra = 1 if add_eos and eos_id(tokenizer) is not None else 0
     counts = [len(encode_ids(tokenizer, t)) for t in texts]
     return [n + extra for n in counts if n > 0]
@@ -165,8 +168,6 @@ def sample_lengths(texts: Sequence[str], *, tokenizer: str = "cl100k_base",
 
 def corpus_documents(unit: str = "paragraph") -> list[str]:
     """The Wikipedia sample (core.data.corpus) as paragraphs or whole articles."""
-    from core.data.corpus import wiki_articles
-
     unit = check_choice("Unit", unit, UNITS)
     if unit == "article":
         return [a.text for a in wiki_articles()]
@@ -624,6 +625,7 @@ def _flex(q, k, v, *, doc, causal, mask, scale, dropout, return_probs):
 def flex_document_attention(q, k, v, doc: torch.Tensor | None, *, compile: bool = True):
     """FlexAttention with a document mask (B, T): blocks with no allowed entry are skipped.
     ``compile``: torch.compile'd kernel (CUDA); eager otherwise (on CPU: forward only)."""
+    # optional: older torch builds have no FlexAttention (flex_available() says so)
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     B, _, T, _ = q.shape
@@ -643,6 +645,7 @@ _FLEX: list = []
 
 def _compiled_flex():
     if not _FLEX:
+        # optional: older torch builds have no FlexAttention (flex_available() says so)
         from torch.nn.attention.flex_attention import flex_attention
 
         _FLEX.append(torch.compile(flex_attention, dynamic=False))
@@ -652,6 +655,7 @@ def _compiled_flex():
 def flex_available(device: torch.device | str, backward: bool = True) -> bool:
     """FlexAttention runs here (CPU torch 2.13: forward only, so False with ``backward``)."""
     try:
+        # optional: probes for FlexAttention, which older torch builds lack
         import torch.nn.attention.flex_attention
     except ImportError:
         return False
@@ -959,9 +963,6 @@ def measure_throughput(lengths: Sequence[int], cfg: ThroughputConfig = Throughpu
                        time_limit_s: float = 300.0) -> ThroughputResult:
     """Tokens/s and memory of one forward+backward pass over the same sequences, padded
     and packed, on ``device`` (a queued heavy job; OOM becomes a ResourceError)."""
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     values = _check_bench(lengths, cfg)
     methods = [check_choice("Method", m, METHODS) for m in methods]
     dev = torch.device(device)
@@ -984,8 +985,6 @@ _ATTN_OF = {"padded": "sdpa", "packed-sdpa": "sdpa", "packed-varlen-loop": "varl
 
 
 def _measure_method(model, values, cfg: ThroughputConfig, dev, method: str, job) -> MethodResult:
-    from core.measure.timing import peak_memory_bytes, time_fn
-
     if method == "packed-flex" and not flex_available(dev):
         return MethodResult(method, METHODS[method], False,
                             "FlexAttention has no backward on the CPU in this torch build; CUDA only.")

@@ -32,14 +32,18 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from core.nn.rope import apply_rope, rope_cos_sin
+from core.runtime.device import oom_guard
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import ValidationError, check_choice, check_int
 
 PATCH = 14                       # MoonViT / CLIP ViT-L/14 patch side (pixels)
@@ -155,8 +159,6 @@ class LoadedImage:
 
 def load_image(data: bytes, name: str = "upload") -> LoadedImage:
     """Decode an uploaded image (Pillow); refuse non-images, empty, zero-sized or huge ones."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if not isinstance(data, bytes | bytearray):
         raise ValidationError("The upload must be a file.")
     if not data:
@@ -192,8 +194,6 @@ def load_image(data: bytes, name: str = "upload") -> LoadedImage:
 
 def _to_rgb(img):
     """RGB, transparent areas over white (first frame of animations)."""
-    from PIL import Image
-
     img.seek(0) if getattr(img, "is_animated", False) else None
     if img.mode in ("RGBA", "LA", "P"):
         rgba = img.convert("RGBA")
@@ -203,8 +203,6 @@ def _to_rgb(img):
 
 
 def _capped(name: str, img, original: tuple[int, int], fmt: str) -> LoadedImage:
-    from PIL import Image
-
     w, h = img.size
     downscaled = max(w, h) > MAX_WORK_SIDE or (h, w) != original
     if max(w, h) > MAX_WORK_SIDE:
@@ -228,6 +226,7 @@ def sample_image(name: str) -> LoadedImage:
     """Real photos shipped with scikit-learn (427x640) and a few generated shapes."""
     check_choice("Sample", name, SAMPLES)
     if name.startswith(("china", "flower")):
+        # start-up cost: scikit-learn takes ~1.9 s to import
         from sklearn.datasets import load_sample_images
 
         photos = dict(zip(("china", "flower"), load_sample_images().images, strict=True))
@@ -248,8 +247,6 @@ def image_from_source(source: tuple) -> LoadedImage:
 
 
 def _generated(name: str) -> np.ndarray:
-    from PIL import Image, ImageDraw, ImageFont
-
     if name.startswith("tall"):
         img = Image.new("RGB", (420, 1260), (250, 248, 240))
         draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=18)
@@ -274,8 +271,6 @@ def _generated(name: str) -> np.ndarray:
 # ---------------------------------------------------------------- canvas, patches, overlay
 def make_canvas(image: LoadedImage, plan: PatchPlan) -> np.ndarray:
     """(H', W', 3) uint8: the image resized as ``plan`` says, padded with black to the canvas."""
-    from PIL import Image
-
     img = Image.fromarray(image.pixels)
     rh, rw = plan.resized
     if (rh, rw) != image.size:
@@ -537,11 +532,6 @@ def prepare(images: list[LoadedImage]) -> tuple[list[PatchPlan], torch.Tensor, l
 def encode_images(images: list[LoadedImage], cfg: EncoderConfig = EncoderConfig(), *,
                   device="cpu", on_wait=None) -> EncodeResult:
     """Pack the images, run the encoder (varlen), check it against per-image and dense-mask runs."""
-    import time
-
-    from core.runtime.device import oom_guard
-    from core.runtime.scheduler import heavy_job
-
     plans, patches, grids = prepare(images)
     with heavy_job("vision encoder", device, time_limit_s=120, on_wait=on_wait), \
             oom_guard("The vision encoder", device, "Use fewer or smaller images."), torch.no_grad():
