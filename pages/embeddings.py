@@ -1,5 +1,6 @@
 """Embedding neighbourhoods: exact neighbours, projections, kNN graphs, analogies and
-sentence similarity in MiniLM's spaces, plus word2vec trained live (and gensim's reference)."""
+sentence similarity in MiniLM's spaces and SmolLM2's input table, plus word2vec trained live
+(and gensim's reference)."""
 
 import numpy as np
 import pandas as pd
@@ -30,9 +31,10 @@ DEFAULT_WATCH = "king, war, music, river, france, einstein"
 ui.page_header(
     TITLE,
     "Words and sentences as vectors, and which ones sit close together: **exact cosine "
-    "neighbours** in the original space of a real model (all-MiniLM-L6-v2: its static WordPiece "
-    "table and its contextual sentence embeddings), projections that show the shape, a kNN graph "
-    "with communities, analogies, and **word2vec trained live** on Wikipedia next to gensim's.",
+    "neighbours** in the original spaces of real models (all-MiniLM-L6-v2: its static WordPiece "
+    "table and its contextual sentence embeddings; the input table of the LLM SmolLM2-135M), "
+    "projections that show the shape, a kNN graph with communities, analogies, and **word2vec "
+    "trained live** on Wikipedia next to gensim's.",
 )
 device = cache.device_name()
 if "emb_an_a" not in st.session_state:
@@ -50,7 +52,7 @@ def _apply_example() -> None:
 
 
 # ---------------------------------------------------------------- shared controls
-top = st.columns([2.6, 1, 1.3, 1.5])
+top = st.columns([2.4, 0.9, 1.1, 1.3, 1.3])
 query_text = top[0].text_input(
     "Query: a word or a sentence", value="king", key="emb_query", max_chars=emb.MAX_QUERY_CHARS,
     help="One word: its neighbours among words/tokens. Several words: a sentence query.")
@@ -58,8 +60,13 @@ k = int(top[1].number_input("Neighbours k", min_value=1, max_value=emb.MAX_K, va
                             key="emb_k"))
 whole_words = top[2].toggle(
     "Whole words", value=True, key="emb_whole",
-    help="Static table: search only whole-word tokens (not ##pieces, digits, signs, [unused]).")
-use_context = top[3].toggle(
+    help="Static tables: search only whole-word tokens (MiniLM: not ##pieces, digits, signs, [unused]; "
+         "SmolLM2: only a word after a space, ␣king).")
+use_smollm2 = top[3].toggle(
+    "SmolLM2 table", value=True, key="emb_smollm2",
+    help="The input embedding table of SmolLM2-135M (49,152 cased BPE tokens × 576), read from its "
+         "weights: the real LLM's own vectors, beside MiniLM's.")
+use_context = top[4].toggle(
     "Contextual MiniLM", value=device != "cpu", key="emb_context",
     help="Runs every word of the vocabulary slice alone through the whole model: roughly 5-10 s per "
          "1,000 words on a 2-core CPU (once; cached), instant on a GPU. Off by default on a CPU.")
@@ -78,7 +85,7 @@ with st.expander("Vocabulary slice: the words projected, and the candidates of t
         key="emb_word_list", height=90, disabled=slice_mode != "My word list")
     with ui.guard():
         if slice_mode == "My word list":
-            listed = emb.parse_word_list(word_list_text)
+            listed = embeddings_cache.parse_word_list(word_list_text)
             slice_words = listed.words
             if listed.duplicates:
                 st.info(f"Repeated words kept once: {ui.escape(', '.join(listed.duplicates[:20]))}.",
@@ -94,16 +101,20 @@ with st.expander("Vocabulary slice: the words projected, and the candidates of t
 
 query = None
 with ui.guard():
-    query = emb.parse_query(query_text)
+    query = embeddings_cache.parse_query(query_text)
     if query.truncated:
         st.warning(f"The query is cut at {emb.MAX_QUERY_CHARS} characters.", icon=":material/content_cut:")
 
-static_space = None
+static_space = smollm2_space = None
 with ui.guard():
     static_space = embeddings_cache.static_space(device, bool(whole_words))
+if use_smollm2:
+    with ui.guard():
+        smollm2_space = embeddings_cache.smollm2_space(device, bool(whole_words))
 
 trained = st.session_state.get("emb_w2v")     # dict set by the training tab
-SPACE_NAMES = {"static": "MiniLM static table", "context": "MiniLM contextual (words alone)",
+SPACE_NAMES = {"static": "MiniLM static table", "smollm2": "SmolLM2 input table",
+               "context": "MiniLM contextual (words alone)",
                "word2vec": "word2vec (trained here)", "gensim": "gensim Word2Vec"}
 if not trained:
     st.caption(":material/model_training: Train word2vec in the last tab to add it (and gensim's "
@@ -112,13 +123,15 @@ if not trained:
 
 def _word_spaces(with_context: bool = True) -> dict:
     """The word-level spaces available now (the contextual one is encoded on first use)."""
-    spaces = {"static": static_space}
+    spaces = {"static": static_space, "smollm2": smollm2_space}
     if with_context and use_context and slice_words:
         with ui.guard():
-            bar = st.empty()
+            bar, wait = st.empty(), st.empty()
             spaces["context"] = embeddings_cache.word_space(tuple(slice_words), device,
-                                                     _progress=ui.progress_callback(bar))
+                                                            _progress=ui.progress_callback(bar),
+                                                            _on_wait=ui.wait_callback(wait))
             bar.empty()
+            wait.empty()
     if trained:
         spaces["word2vec"] = trained["space"]
         spaces["gensim"] = trained.get("gensim_space")
@@ -144,23 +157,26 @@ def _show_neighbours(result: emb.Neighbours, key: str) -> None:
                    icon=":material/filter_list:")
 
 
-def _query_vector(space: emb.Space, q: emb.Query, key: str) -> emb.QueryVector:
-    """The query in ``space``; for a word the static table splits, offer its pieces."""
-    qv = emb.query_vector(space, q)
-    if space.kind == "wordpiece" and not q.is_sentence and len(qv.pieces) > 1 and qv.vector is not None:
+def _query_vector(space: emb.Space, q: emb.Query, key: str) -> tuple[emb.QueryVector, str | None]:
+    """The query in ``space`` and the piece chosen; for a word a static table splits, offer its pieces."""
+    qv = embeddings_cache.query_vector(space, q)
+    if space.kind in ("wordpiece", "bpe") and not q.is_sentence and len(qv.pieces) > 1 and qv.vector is not None:
+        kind = "WordPiece" if space.kind == "wordpiece" else "BPE"
+        word = q.cased if space.kind == "bpe" else q.text
+        pieces = list(dict.fromkeys(qv.pieces))
         choice = st.radio(
-            f"“{ui.escape(q.text)}” is not one WordPiece token: it is split into "
+            f"“{ui.escape(word)}” is not one {kind} token: it is split into "
             f"{ui.escape(' · '.join(qv.pieces))}. Use",
-            ["mean of the pieces", *qv.pieces], key=key, horizontal=True)
+            ["mean of the pieces", *pieces], key=key, horizontal=True)
         if choice != "mean of the pieces":
-            qv = emb.query_vector(space, q, piece=choice)
-    return qv
+            return embeddings_cache.query_vector(space, q, choice), choice
+    return qv, None
 
 
 def _explain_missing(space_name: str, space: emb.Space, qv: emb.QueryVector) -> None:
     if qv.vector is None:
         text = f"**{ui.escape(space_name)}** does not know {ui.escape(', '.join(qv.missing))}"
-        if space.kind == "wordpiece":
+        if space.kind in ("wordpiece", "bpe"):
             text += f" (the tokenizer gives {ui.escape(' · '.join(qv.pieces))})"
         else:
             text += f" ({len(space):,} words in its vocabulary)"
@@ -182,23 +198,28 @@ def _tab_neighbours() -> None:
             pool_n = st.slider("Wikipedia sentences to search (encoded once, then cached)", 50,
                                emb.MAX_POOL, 200, step=50, key="emb_pool_n")
             with ui.guard():
-                bar = st.empty()
+                bar, wait = st.empty(), st.empty()
                 spaces = {"sentences": embeddings_cache.sentence_space(int(pool_n), device,
-                                                                _progress=ui.progress_callback(bar)),
+                                                                       _progress=ui.progress_callback(bar),
+                                                                       _on_wait=ui.wait_callback(wait)),
                           **spaces}
                 bar.empty()
+                wait.empty()
         st.markdown(f"Nearest neighbours of **{ui.escape(query.text)}** by cosine similarity, "
                     "searched exhaustively in each space's own dimensions.")
         cols = st.columns(max(2, len(spaces)))
+        found = {}
         for col, (key, space) in zip(cols, spaces.items(), strict=False):
             with col, ui.guard():
                 st.markdown(f"**{ui.escape(space.label)}** · {space.dim} dims")
-                qv = _query_vector(space, query, key=f"emb_piece_{key}")
+                qv, piece = _query_vector(space, query, key=f"emb_piece_{key}")
                 _explain_missing(space.label, space, qv)
                 if qv.vector is not None:
                     st.caption(f"Query vector: {ui.escape(qv.how)}.")
-                    exclude = [qv.row] if qv.row is not None else []
-                    _show_neighbours(emb.nearest(space, qv.vector, k, exclude), key=f"emb_nb_{key}")
+                    found[key] = embeddings_cache.query_neighbours(space, query, k, piece)[1]
+                    _show_neighbours(found[key], key=f"emb_nb_{key}")
+        if not query.is_sentence and "smollm2" in found:
+            _compare_static_tables(query, found)
         if "context" in spaces:
             st.caption(f"The contextual space searches the {len(spaces['context']):,} words of the "
                        "vocabulary slice, each run alone through the whole model (mean pooling).")
@@ -211,33 +232,28 @@ def _tab_neighbours() -> None:
                         icon=":material/add_circle:")
 
 
+def _compare_static_tables(q: emb.Query, found: dict) -> None:
+    """What SmolLM2's table is, and how its cased BPE neighbours differ from MiniLM's, counted here."""
+    word = q.cased or q.text
+    smol = [n.item for n in found["smollm2"].items]
+    variants = embeddings_cache.surface_variants(word, tuple(smol))
+    st.caption("**SmolLM2's input table** is the real LLM's tied input/output matrix (576 dims): row *i* is "
+               "the vector token *i* enters the model with and also the direction the last hidden state is "
+               "scored against to predict token *i*. Its byte-level BPE is cased and marks a leading space "
+               "(␣king: the word after a space), so one word owns several rows; MiniLM's WordPiece table is "
+               "lower-cased, one row per word.")
+    text = (f"Here {len(variants)} of SmolLM2's {len(smol)} neighbours of “{ui.escape(word)}” are the word itself "
+            f"in another case or number ({ui.escape(', '.join(variants[:6])) or 'none'})")
+    if "static" in found:
+        mini = [n.item for n in found["static"].items]
+        same = embeddings_cache.surface_variants(q.text, tuple(mini))
+        others = [w for w in mini if w not in same][:3]
+        text += (f"; in MiniLM's, {len(same)} of {len(mini)} ({ui.escape(', '.join(same[:6])) or 'none'}), and "
+                 f"its first other words are {ui.escape(', '.join(others))}")
+    st.caption(text + ".")
+
+
 # ---------------------------------------------------------------- projection
-def _projection_points(space: emb.Space, qv: emb.QueryVector | None, q: emb.Query | None,
-                       neighbours: emb.Neighbours | None):
-    """Rows to project (slice + neighbours), extra query point, and labels/roles."""
-    sl = emb.vocab_slice(space, slice_words)
-    rows = list(sl.rows)
-    roles = ["slice"] * len(rows)
-    if neighbours is not None:
-        index = {r: i for i, r in enumerate(rows)}
-        for n in neighbours.items:
-            if n.row in index:
-                roles[index[n.row]] = "neighbour"
-            else:
-                rows.append(n.row)
-                roles.append("neighbour")
-    labels = [space.items[r] for r in rows]
-    vectors = space.unit[rows].float().cpu()
-    if qv is not None and qv.vector is not None:
-        if qv.row is not None and qv.row in rows:
-            roles[rows.index(qv.row)] = "query"
-        else:
-            vectors = np.vstack([vectors.numpy(), qv.vector.float().cpu().numpy()[None]])
-            labels.append(f"{q.text if len(q.text) <= 40 else q.text[:39] + '…'} (query)")
-            roles.append("query")
-    return np.asarray(vectors, dtype=np.float32), labels, roles, sl.missing
-
-
 def _projection_figure(coords: np.ndarray, labels: list[str], roles: list[str], dims: int) -> go.Figure:
     fig = go.Figure()
     styles = {"slice": ("slice", "#adb5bd", 5, None), "neighbour": ("neighbours", "#F76707", 9, "top center"),
@@ -293,8 +309,9 @@ def _on_request(config: emb.ProjectionConfig, run_key: tuple) -> emb.ProjectionC
     return config
 
 
-def _show_projection(projection: emb.Projection, vectors, labels, roles, dims: int) -> None:
-    fig = _projection_figure(projection.coords, labels, roles, dims)
+def _show_projection(view: emb.ProjectionView, points: emb.ProjectionPoints, dims: int) -> None:
+    projection = view.projection
+    fig = _projection_figure(projection.coords, points.labels, points.roles, dims)
     axis = {"pca": "PC", "tsne": "t-SNE ", "umap": "UMAP "}[projection.method]
     if dims == 3:
         fig.update_layout(scene={"xaxis_title": f"{axis}1", "yaxis_title": f"{axis}2",
@@ -303,11 +320,10 @@ def _show_projection(projection: emb.Projection, vectors, labels, roles, dims: i
     else:
         ui.style_figure(fig, x_title=f"{axis}1 (unitless)", y_title=f"{axis}2 (unitless)", height=560)
     ui.plot(fig, key="emb_proj_fig")
-    kept = emb.neighbour_overlap(vectors, projection.coords, k=min(10, len(vectors) - 1))
     shares = (" · variance explained: " + ", ".join(ui.fmt_pct(x) for x in projection.explained)
               if projection.explained else "")
-    st.caption(f"{projection.method.upper()} of {len(vectors):,} points in "
-               f"{ui.fmt_ms(projection.seconds * 1e3)}{shares} · on average {ui.fmt_pct(kept)} of "
+    st.caption(f"{projection.method.upper()} of {len(points.vectors):,} points in "
+               f"{ui.fmt_ms(projection.seconds * 1e3)}{shares} · on average {ui.fmt_pct(view.kept)} of "
                "each point's 10 nearest neighbours (cosine, original space) are also among its 10 "
                "nearest in this picture." + (f" Note: {projection.note}." if projection.note else ""))
 
@@ -316,22 +332,18 @@ def _tab_projection() -> None:
     word_spaces = _word_spaces()
     space_key, config = _projection_controls(word_spaces)
     space = word_spaces[space_key]
-    qv = neighbours = None
-    if query is not None:
-        qv = emb.query_vector(space, query)
-        if qv.vector is not None:
-            neighbours = emb.nearest(space, qv.vector, k, [qv.row] if qv.row is not None else [])
-    vectors, labels, roles, missing = _projection_points(space, qv, query, neighbours)
-    if missing:
-        st.caption(f"{len(missing):,} slice words are not single rows of this space and are left "
-                   f"out (e.g. {ui.escape(', '.join(missing[:8]))}).")
-    run_key = (space_key, config, len(vectors), tuple(labels[:3]), tuple(labels[-3:]))
+    points = embeddings_cache.projection_points(space, tuple(slice_words), query, k)
+    if points.missing:
+        st.caption(f"{len(points.missing):,} slice words are not single rows of this space and are left "
+                   f"out (e.g. {ui.escape(', '.join(points.missing[:8]))}).")
+    run_key = (space_key, config, len(points.vectors), points.labels[:3], points.labels[-3:])
     config = _on_request(config, run_key)
-    bar = st.empty()
-    projection = embeddings_cache.projection(vectors, config, _progress=ui.progress_callback(bar),
-                                      _on_wait=ui.wait_callback(st.empty()))
+    bar, wait = st.empty(), st.empty()
+    view = embeddings_cache.projection(points, config, _progress=ui.progress_callback(bar),
+                                       _on_wait=ui.wait_callback(wait))
     bar.empty()
-    _show_projection(projection, vectors, labels, roles, config.dims)
+    wait.empty()
+    _show_projection(view, points, config.dims)
 
 
 # ---------------------------------------------------------------- kNN graph
@@ -374,11 +386,11 @@ def _tab_graph() -> None:
         st.info("Type a word in the query box.", icon=":material/keyboard:")
     else:
         space = word_spaces[graph_space_key]
-        qv = _query_vector(space, query, key="emb_graph_piece")
+        qv, piece = _query_vector(space, query, key="emb_graph_piece")
         _explain_missing(SPACE_NAMES.get(graph_space_key, space.label), space, qv)
         if qv.vector is not None:
-            g = emb.neighbour_graph(space, qv, query.text, emb.GraphConfig(
-                ring=int(ring), second=int(second), edges_per_node=int(edges), method=method))
+            g = embeddings_cache.neighbour_graph(space, query, emb.GraphConfig(
+                ring=int(ring), second=int(second), edges_per_node=int(edges), method=method), piece)
             fig = ui.style_figure(_graph_figure(g), height=600)
             ui.plot(fig, key="emb_graph_fig")
             st.caption(f"{g.graph.number_of_nodes()} nodes, {g.graph.number_of_edges()} edges, "
@@ -394,8 +406,7 @@ def _tab_graph() -> None:
 def _show_analogy(key: str, space: emb.Space, terms: tuple[str, str, str], expected: str,
                   exclude_inputs: bool) -> None:
     st.markdown(f"**{ui.escape(SPACE_NAMES[key])}**")
-    result = emb.analogy(space, *terms, k=k, expected=expected.strip() or None,
-                         exclude_inputs=exclude_inputs)
+    result = embeddings_cache.analogy(space, *terms, k, expected.strip() or None, bool(exclude_inputs))
     if result.missing:
         hints = "; ".join(f"{ui.escape(w)}: {ui.escape(', '.join(h)) or 'no close match'}"
                           for w, h in result.suggestions.items())
@@ -414,7 +425,7 @@ def _show_analogy(key: str, space: emb.Space, terms: tuple[str, str, str], expec
                  hide_index=True, width="stretch", key=f"emb_an_table_{key}")
     pieces = [h for h in result.how if "mean" in h]
     if pieces:
-        st.caption("Some terms are several WordPiece pieces: " + ui.escape("; ".join(pieces)))
+        st.caption("Some terms are several tokens: " + ui.escape("; ".join(pieces)))
 
 
 def _tab_analogies() -> None:
@@ -447,7 +458,7 @@ def _tab_sentences() -> None:
     text = st.text_area("Sentences, one per line", DEFAULT_SENTENCES, key="emb_sentences", height=170)
     show_static = st.toggle("Also show the static table's bag of pieces (no context)", value=True,
                             key="emb_sent_static")
-    parsed = emb.parse_sentences(text)
+    parsed = embeddings_cache.parse_sentences(text)
     if parsed.duplicates:
         st.info(f"{parsed.duplicates} repeated line(s) dropped.", icon=":material/content_copy:")
     if parsed.cut:
@@ -456,11 +467,12 @@ def _tab_sentences() -> None:
     if parsed.truncated:
         st.warning(f"Only the first {emb.MAX_SENTENCES} sentences are used.", icon=":material/content_cut:")
     sentences = list(parsed.sentences)
-    mats = {"MiniLM sentence embeddings (contextual)": emb.similarity_matrix(
-        emb.encode_texts(sentences, device))}
-    if show_static and static_space is not None:
-        mats["MiniLM static table, mean of pieces"] = emb.similarity_matrix(
-            emb.static_sentence_vectors(static_space, sentences))
+    wait = st.empty()
+    found = embeddings_cache.sentence_matrices(parsed.sentences, device, static_space if show_static else None,
+                                               _on_wait=ui.wait_callback(wait))
+    wait.empty()
+    titles = {"contextual": "MiniLM sentence embeddings (contextual)", "static": "MiniLM static table, mean of pieces"}
+    mats = {titles[key]: mat for key, mat in found.items()}
     names = [f"S{i + 1}" for i in range(len(sentences))]
     short = [ui.escape(s if len(s) <= 80 else s[:77] + "…") for s in sentences]
     cols = st.columns(len(mats))
@@ -517,27 +529,27 @@ def _training_inputs():
 
 
 def _train(config, source, upload, max_words, watch, with_gensim) -> None:
-    watched = emb.parse_word_list(watch).words[: w2v.MAX_WATCHED] if watch.strip() else ()
+    watched = embeddings_cache.parse_word_list(watch).words[: w2v.MAX_WATCHED] if watch.strip() else ()
     if source == "Upload a text file":
         if upload is None:
             st.warning("Choose a text file first.", icon=":material/upload_file:")
             return
-        corpus = w2v.upload_corpus(upload.getvalue(), max_words, upload.name)
+        corpus = embeddings_cache.upload_corpus(upload.getvalue(), max_words, upload.name)
     else:
         corpus = embeddings_cache.wiki_corpus(max_words)
-    bar = st.progress(0.0, text="Waiting for the device…")
-    result, space = embeddings_cache.trained_word2vec(config, corpus.key, device, tuple(watched), corpus,
-                                       _progress=ui.progress_callback(bar),
-                                       _on_wait=ui.wait_callback(st.empty()))
+    bar, wait = st.progress(0.0, text="Waiting for the device…"), st.empty()
+    result, space = embeddings_cache.trained_word2vec(config, corpus, device, tuple(watched),
+                                                      _progress=ui.progress_callback(bar),
+                                                      _on_wait=ui.wait_callback(wait))
     entry = {"result": result, "space": space, "gensim": None, "gensim_space": None,
-             "corpus": (corpus.source, corpus.words, corpus.truncated),
-             "run_key": (config, corpus.key, device, tuple(watched))}
+             "corpus": (corpus.source, corpus.words, corpus.truncated), "watch": tuple(watched)}
     if with_gensim:
         workers = max(1, min(8, cache.device_info().cpu_threads))
         bar.progress(0.0, text="gensim reference…")
         entry["gensim"], entry["gensim_space"] = embeddings_cache.trained_gensim(
-            config, corpus.key, device, workers, corpus, _progress=ui.progress_callback(bar))
+            config, corpus, device, workers, _progress=ui.progress_callback(bar))
     bar.empty()
+    wait.empty()
     st.session_state["emb_w2v"] = entry
     st.rerun()
 
@@ -547,8 +559,8 @@ def _snapshot_frame(result, word: str, gensim_space) -> pd.DataFrame:
     for snap in result.snapshots:
         columns[f"epoch {snap.epoch:.1f}"] = [f"{w} ({s:.2f})" for w, s in snap.neighbours[word]]
     if gensim_space is not None and word in gensim_space.index:
-        qv = emb.query_vector(gensim_space, emb.parse_query(word))
-        got = emb.nearest(gensim_space, qv.vector, len(next(iter(columns.values()))), [qv.row])
+        _, got = embeddings_cache.query_neighbours(gensim_space, embeddings_cache.parse_query(word),
+                                                   len(next(iter(columns.values()))))
         columns["gensim"] = [f"{n.item} ({n.score:.2f})" for n in got.items]
     return pd.DataFrame(columns, index=pd.RangeIndex(1, len(next(iter(columns.values()))) + 1, name="rank"))
 
@@ -587,7 +599,7 @@ def _show_training(entry) -> None:
         word = st.radio("Watched word", result.watched, key="emb_w2v_watch_pick", horizontal=True)
         st.dataframe(_snapshot_frame(result, word, entry["gensim_space"]), width="stretch",
                      key="emb_w2v_snap")
-    missing_watch = [w for w in entry["run_key"][3] if w not in result.watched]
+    missing_watch = [w for w in entry["watch"] if w not in result.watched]
     if missing_watch:
         st.info(f"Watched words not in the vocabulary: {ui.escape(', '.join(missing_watch))}.",
                 icon=":material/search_off:")
@@ -596,7 +608,7 @@ def _show_training(entry) -> None:
 
 
 def _show_analogy_scores(entry) -> None:
-    scores = embeddings_cache.analogy_scores(entry["run_key"], (entry["space"], entry["gensim_space"]))
+    scores = embeddings_cache.analogy_scores((entry["space"], entry["gensim_space"]))
     ours, ref = scores
     st.markdown("**Analogy accuracy on questions-words** (Mikolov et al. 2013a; top-1 of "
                 "b − a + c with a, b, c excluded, as gensim's `evaluate_word_analogies`)")
@@ -645,12 +657,17 @@ ui.page_footer(
     """
 **Neighbours** are exact: the query's vector is compared with every row of the space by cosine
 similarity (one matrix-vector product and a top-k), in the space's own dimensions (384 for MiniLM,
-100 by default for word2vec). They are not read off the 2-D picture.
+576 for SmolLM2, 100 by default for word2vec). They are not read off the 2-D picture.
 
 **Spaces.** *MiniLM static table*: the 30,522 input vectors the model adds position vectors to
 before any attention: no context, one vector per WordPiece token; a word split into pieces
 (`tarkovsky` → `tar` · `##kovsky`) has no row of its own, so we use the mean of its pieces or one piece,
-as you choose. *MiniLM contextual*: the full model's sentence embedding (mean of the last layer's
+as you choose. *SmolLM2 input table*: the 49,152 × 576 matrix of the real LLM of this atlas
+(SmolLM2-135M), the same matrix its last layer scores every next token with (tied embeddings). Its
+byte-level BPE is cased and keeps the leading space (`␣king` is the word after a space, `king`
+inside a word), so *king*, *King* and *kings* are separate rows: they fill each other's neighbour
+lists, where MiniLM's lower-cased table has one row and neighbours that are other words. A word it
+splits (`␣t` · `ark` · `ovsky`) is again the mean of its pieces or one of them. *MiniLM contextual*: the full model's sentence embedding (mean of the last layer's
 token vectors, normalised) of each word run alone, or of whole sentences. *word2vec*: vectors trained
 here from raw text in seconds; *gensim*: the same algorithm in gensim's C code, as the reference.
 

@@ -12,6 +12,10 @@ A :class:`Space` is a table of L2-normalised vectors with a label per row:
 - word2vec vectors trained here (core.models.word2vec) or by gensim.
 Neighbours are exact: cosine against every eligible row (one matmul + topk),
 never measured in a 2-D projection (the Embedding Projector's pitfall).
+Every space carries a SHA-256 fingerprint of its whole content (:func:`space_fingerprint`):
+results computed from it are cached under that key. The page's views (:func:`query_neighbours`,
+:func:`projection_points` / :func:`projection_view`, :func:`query_graph`,
+:func:`sentence_matrices`, :func:`shared_analogy_scores`) each make one picture from a space.
 
 References
 - Mikolov, Yih & Zweig 2013, "Linguistic Regularities in Continuous Space Word
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import math
 import re
 import time
@@ -49,6 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.runtime.scheduler import heavy_job
 from core.runtime.validation import (
     ValidationError,
     check_choice,
@@ -88,6 +94,7 @@ class Space:
     eligible: torch.Tensor        # (V,) bool: rows that may be returned as neighbours
     index: dict[str, int] = field(repr=False)
     encoder: Callable[[list[str]], torch.Tensor] | None = field(default=None, repr=False)
+    fingerprint: str = field(default="", repr=False)   # sha256 of everything above (the cache key)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -108,7 +115,23 @@ def make_space(key: str, label: str, kind: str, items: Sequence[str], vectors: t
     index: dict[str, int] = {}
     for i, item in enumerate(items):
         index.setdefault(item, i)
-    return Space(key, label, kind, tuple(items), unit, eligible.to(unit.device), index, encoder)
+    eligible = eligible.to(unit.device)
+    return Space(key, label, kind, tuple(items), unit, eligible, index, encoder,
+                 space_fingerprint(key, label, kind, items, unit, eligible))
+
+
+def space_fingerprint(key: str, label: str, kind: str, items: Sequence[str], unit: torch.Tensor,
+                      eligible: torch.Tensor) -> str:
+    """SHA-256 of a space's whole content: names, device, row labels, eligibility and every
+    vector's bytes (0.13 s for SmolLM2's 113 MB table). Results computed from a space are
+    cached under it, so they can never belong to another space."""
+    h = hashlib.sha256()
+    for part in (key, label, kind, str(unit.device), str(tuple(unit.shape)), str(len(items))):
+        h.update(part.encode("utf-8") + b"\0")
+    h.update("\0".join(items).encode("utf-8", "surrogatepass"))
+    h.update(eligible.cpu().numpy().tobytes())
+    h.update(memoryview(unit.detach().cpu().contiguous().numpy()).cast("B"))
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -191,11 +214,13 @@ def encode_texts(texts: Sequence[str], device: str = "cpu", progress: Progress |
 
 
 def minilm_text_space(key: str, label: str, texts: Sequence[str], device: str = "cpu",
-                      progress: Progress | None = None) -> Space:
-    """Texts (words alone, or sentences) through the whole model; any query can be encoded."""
+                      progress: Progress | None = None, on_wait=None) -> Space:
+    """Texts (words alone, or sentences) through the whole model, as one heavy job on the device
+    queue (core.runtime.scheduler); any query can be encoded afterwards."""
     if not texts or len(texts) > max(MAX_LIST_WORDS, MAX_POOL):
         raise ValidationError(f"Give 1..{max(MAX_LIST_WORDS, MAX_POOL):,} texts to encode.")
-    vectors = encode_texts(texts, device, progress).to(torch.device(device))   # (N, 384)
+    with heavy_job("MiniLM encoding", device, time_limit_s=TIME_LIMIT_S, on_wait=on_wait):
+        vectors = encode_texts(texts, device, progress).to(torch.device(device))   # (N, 384)
     return make_space(key, label, "encoded", texts, vectors,
                       encoder=lambda q: encode_texts(q, device).to(torch.device(device)))
 
@@ -395,6 +420,16 @@ def nearest_rows(space: Space, rows: torch.Tensor, k: int) -> torch.Tensor:
     return sims.topk(min(k, int(space.eligible.sum()) - 1), dim=1).indices
 
 
+def query_neighbours(space: Space, query: Query, k: int, piece: str | None = None
+                     ) -> tuple[QueryVector, Neighbours | None]:
+    """The query's vector in ``space`` (:func:`query_vector`) and its ``k`` nearest rows, the
+    query's own row excluded; no neighbours when the space has no vector for it."""
+    qv = query_vector(space, query, piece)
+    if qv.vector is None:
+        return qv, None
+    return qv, nearest(space, qv.vector, k, [qv.row] if qv.row is not None else [])
+
+
 # ---------------------------------------------------------------- word lists and slices
 @dataclass(frozen=True)
 class WordList:
@@ -440,16 +475,33 @@ class Slice:
 
 
 def vocab_slice(space: Space, words: Sequence[str]) -> Slice:
-    """The rows of ``space`` for ``words`` (static table: words that are one whole token)."""
+    """The rows of ``space`` for ``words`` (static tables: words that are one whole token; a cased
+    BPE table: the token of the word after a space, as written or capitalised: "␣paris", "␣Paris")."""
     rows, found, missing = [], [], []
+    eligible = space.eligible.tolist()
     for w in words:
-        r = space.index.get(w)
-        if r is not None and bool(space.eligible[r]):
+        forms = (bpe_label(" " + w), bpe_label(" " + w[:1].upper() + w[1:])) if space.kind == "bpe" else (w,)
+        r = next((space.index[f] for f in forms if f in space.index and eligible[space.index[f]]), None)
+        if r is not None:
             rows.append(r)
-            found.append(w)
+            found.append(space.items[r])
         else:
             missing.append(w)
     return Slice(tuple(rows), tuple(found), tuple(missing))
+
+
+def surface_variants(word: str, items: Sequence[str]) -> tuple[str, ...]:
+    """The ``items`` that are ``word`` itself in another spelling: another case, a leading-space
+    mark ("␣"), or a plural -s / -es ("␣Kings" for "king"). A cased BPE table keeps these as
+    separate rows, so they crowd its neighbour lists; an uncased WordPiece table has no case forms."""
+    def base(text: str) -> str:
+        return text.lstrip("␣").lower()
+
+    stem = base(word)
+    forms = {stem, stem + "s", stem + "es"}
+    forms |= {stem[:-1]} if stem.endswith("s") else set()
+    forms |= {stem[:-2]} if stem.endswith("es") else set()
+    return tuple(item for item in items if base(item) in forms - {""})
 
 
 # ---------------------------------------------------------------- projections
@@ -570,6 +622,56 @@ def neighbour_overlap(vectors: torch.Tensor | np.ndarray, coords: np.ndarray, k:
     return float(hits.mean())
 
 
+@dataclass(frozen=True)
+class ProjectionPoints:
+    vectors: np.ndarray            # (N, D) float32 unit rows to project
+    labels: tuple[str, ...]        # one per row
+    roles: tuple[str, ...]         # "slice" | "neighbour" | "query"
+    missing: tuple[str, ...]       # slice words that are not a single row of the space
+
+
+def projection_points(space: Space, words: Sequence[str], query: Query | None = None, k: int = 10,
+                      piece: str | None = None) -> ProjectionPoints:
+    """What a projection draws: the rows of the slice ``words``, the query's ``k`` exact
+    neighbours (added when not in the slice) and the query itself (its row, or an extra point)."""
+    sl = vocab_slice(space, words)
+    rows, roles = list(sl.rows), ["slice"] * len(sl.rows)
+    qv, neighbours = query_neighbours(space, query, k, piece) if query is not None else (None, None)
+    index = {r: i for i, r in enumerate(rows)}
+    for n in neighbours.items if neighbours is not None else ():
+        if n.row in index:
+            roles[index[n.row]] = "neighbour"
+        else:
+            index[n.row] = len(rows)
+            rows.append(n.row)
+            roles.append("neighbour")
+    labels = [space.items[r] for r in rows]
+    vectors = space.unit[rows].float().cpu().numpy()                                # (N, D)
+    if qv is not None and qv.vector is not None:
+        if qv.row is not None and qv.row in index:
+            roles[index[qv.row]] = "query"
+        else:
+            vectors = np.vstack([vectors, qv.vector.float().cpu().numpy()[None]])    # (N + 1, D)
+            text = query.cased if space.kind == "bpe" and query.cased else query.text
+            labels.append(f"{text if len(text) <= 40 else text[:39] + '…'} (query)")
+            roles.append("query")
+    return ProjectionPoints(np.asarray(vectors, dtype=np.float32), tuple(labels), tuple(roles), sl.missing)
+
+
+@dataclass(frozen=True)
+class ProjectionView:
+    projection: Projection
+    kept: float                   # neighbour_overlap at k = 10 (or N - 1): local faithfulness
+
+
+def projection_view(points: ProjectionPoints, config: ProjectionConfig, progress: Progress | None = None,
+                    on_wait=None) -> ProjectionView:
+    """:func:`project` the points and measure how many true neighbours the picture keeps."""
+    projection = project(torch.as_tensor(points.vectors), config, progress, on_wait=on_wait)
+    kept = neighbour_overlap(points.vectors, projection.coords, k=min(10, len(points.vectors) - 1))
+    return ProjectionView(projection, kept)
+
+
 def _tsne(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, str]:
     from sklearn.manifold import TSNE
 
@@ -669,6 +771,13 @@ def _with_communities(graph, query: str, config: GraphConfig) -> NeighbourGraph:
     return NeighbourGraph(graph, communities, positions, float(modularity), query)
 
 
+def query_graph(space: Space, query: Query, config: GraphConfig, piece: str | None = None) -> NeighbourGraph:
+    """:func:`neighbour_graph` around the query's vector (a cased BPE table labels it as typed)."""
+    qv = query_vector(space, query, piece)
+    label = query.cased if space.kind == "bpe" and query.cased else query.text
+    return neighbour_graph(space, qv, label, config)
+
+
 # ---------------------------------------------------------------- analogies
 @dataclass(frozen=True)
 class Analogy:
@@ -760,6 +869,13 @@ def analogy_accuracy(space: Space, questions, restrict: set[str] | None = None,
     return AnalogyScore(sum(correct_by.values()), len(usable), len(questions), sections)
 
 
+def shared_analogy_scores(spaces: Sequence[Space], questions) -> list[AnalogyScore]:
+    """:func:`analogy_accuracy` of each space on the questions whose words all spaces know
+    (a fair comparison: the same questions for every model)."""
+    shared = set.intersection(*(set(s.items) for s in spaces))
+    return [analogy_accuracy(s, questions, shared) for s in spaces]
+
+
 # ---------------------------------------------------------------- sentences
 @dataclass(frozen=True)
 class SentenceList:
@@ -795,6 +911,20 @@ def static_sentence_vectors(space: Space, sentences: Sequence[str]) -> torch.Ten
         qv = _static_query(space, parse_query(sentence), None)
         out.append(qv.vector if qv.vector is not None else torch.zeros(space.dim, device=space.unit.device))
     return torch.stack(out)
+
+
+def sentence_matrices(sentences: Sequence[str], device: str = "cpu", static: Space | None = None,
+                      on_wait=None) -> dict[str, np.ndarray]:
+    """Cosine similarity of every pair of sentences: "contextual" from MiniLM's sentence
+    embeddings (one heavy job on the device queue) and, with a static WordPiece ``static`` table,
+    "static" from the mean of each sentence's pieces (no context). (N, N) float64 each."""
+    with heavy_job("MiniLM sentence embeddings", device, time_limit_s=TIME_LIMIT_S, on_wait=on_wait):
+        out = {"contextual": similarity_matrix(encode_texts(list(sentences), device))}
+    if static is not None:
+        if static.kind != "wordpiece":
+            raise ValidationError("The bag of pieces needs MiniLM's static WordPiece table.")
+        out["static"] = similarity_matrix(static_sentence_vectors(static, sentences))
+    return out
 
 
 def wiki_sentences(n: int, min_words: int = 8, max_words: int = 40) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.models import embeddings as emb
 from tests.pages.apptest import assert_clean, errors, open_page, texts
 
 PAGE = "embeddings.py"
@@ -163,3 +164,88 @@ def test_bad_uploads_give_messages(name, data, needle):
     at.button(key="emb_w2v_train").click().run()
     assert_clean(at)
     assert any(needle in e for e in errors(at)), errors(at)
+
+
+# ---------------------------------------------------------------- SmolLM2's input table
+def test_smollm2_table_beside_minilm_with_exact_neighbours(page):
+    """The second column is the real LLM's table; its list is the float64 brute force of core."""
+    page.text_input(key="emb_query").input("king").run()
+    assert_clean(page)
+    frames = _frames(page)
+    assert "**SmolLM2 input table (static BPE, whole words)** · 576 dims" in texts(page.markdown)
+    space = emb.smollm2_static_space()
+    qv = emb.query_vector(space, emb.parse_query("king"))
+    ref = [space.items[r] for r, _ in emb.nearest_reference(space, qv.vector, 10, exclude=[qv.row])]
+    assert list(frames[1]["neighbour"]) == ref and "␣queen" in ref
+    assert any("Exact search over 31,585 rows" in c for c in texts(page.caption))
+    variants = emb.surface_variants("king", tuple(ref))
+    assert any(f"Here {len(variants)} of SmolLM2's 10 neighbours of “king”" in c for c in texts(page.caption))
+    assert any("tied input/output matrix (576 dims)" in c for c in texts(page.caption))
+
+
+def test_smollm2_offers_its_bpe_pieces_and_can_be_switched_off(page):
+    page.text_input(key="emb_query").input("tarkovsky").run()
+    radio = page.radio(key="emb_piece_smollm2")
+    assert list(radio.options) == ["mean of the pieces", "␣t", "ark", "ovsky"]
+    radio.set_value("ark").run()
+    assert_clean(page)
+    assert any("the piece 'ark' alone" in c.replace("&#x27;", "'") for c in texts(page.caption))
+    page.toggle(key="emb_smollm2").set_value(False).run()
+    assert_clean(page)
+    assert not any(m.startswith("**SmolLM2 input table") for m in texts(page.markdown))
+    assert any("More spaces side by side" in i for i in texts(page.info))
+    page.toggle(key="emb_smollm2").set_value(True).run()
+
+
+def test_smollm2_projection_and_graph():
+    at = open_page(PAGE)
+    at.slider(key="emb_slice_n").set_value(200).run()
+    _tab(at, "Projection")
+    at.selectbox(key="emb_proj_space").set_value("smollm2").run()
+    assert_clean(at)
+    pca = next(c for c in texts(at.caption) if c.startswith("PCA of"))
+    shown = int(pca.split()[2].replace(",", ""))
+    missing = next((int(c.split()[0]) for c in texts(at.caption) if "slice words are not single rows" in c), 0)
+    assert 180 <= shown <= 200 + 11 and shown + missing >= 200           # slice words as ␣word rows, + neighbours
+    at.radio(key="emb_proj_method").set_value("tsne").run()
+    at.button(key="emb_proj_run").click().run()
+    assert_clean(at)
+    assert any(c.startswith("TSNE of") for c in texts(at.caption))
+    _tab(at, "kNN graph")
+    at.selectbox(key="emb_graph_space").set_value("smollm2").run()
+    assert_clean(at)
+    assert any("communities, modularity" in c for c in texts(at.caption))
+    assert any("␣King" in m for m in texts(at.markdown) if "community" in m)
+
+
+def test_smollm2_in_analogies():
+    at = open_page(PAGE)
+    _tab(at, "Analogies")
+    assert_clean(at)
+    assert "**SmolLM2 input table**" in texts(at.markdown)
+    assert [m.label for m in at.metric].count("rank of queen") == 2
+
+
+# ---------------------------------------------------------------- issue 17: nothing heavy on a rerun
+@pytest.mark.parametrize("tab,name,word", [("Sentences", "encode_texts", "violin"),
+                                           ("kNN graph", "neighbour_graph", "cello"),
+                                           ("Neighbours", "nearest", "harp"), ("Projection", "project", "flute")])
+def test_a_rerun_recomputes_nothing(monkeypatch, tab, name, word):
+    """MiniLM encoding, the kNN graph, exact search and projections come from app/cache: a rerun
+    with the same inputs calls none of them again (issue 17)."""
+    calls = []
+    real = getattr(emb, name)
+    monkeypatch.setattr(emb, name, lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    at = open_page(PAGE)
+    at.text_input(key="emb_query").input(word).run()          # inputs no other test uses: a cold cache
+    at.session_state["emb_tab"] = tab
+    if tab == "Sentences":
+        at.session_state["emb_sentences"] = f"The {word} played.\nA {word} sounded.\nRain fell."
+    at.run()
+    assert_clean(at)
+    before = len(calls)
+    assert before > 0
+    at.run()
+    at.run()
+    assert_clean(at)
+    assert len(calls) == before

@@ -361,3 +361,79 @@ def test_smollm2_static_space_neighbours():
     assert split.pieces == ("␣token", "ization") and split.row is None
     alone = emb.query_vector(space, emb.parse_query("tokenization"), piece="ization")
     assert alone.row == space.index["ization"]
+
+
+def test_bpe_vocab_slice_and_surface_variants():
+    space = emb.smollm2_static_space()
+    sl = emb.vocab_slice(space, ["king", "paris", "the", "zzqxv"])
+    assert sl.words[0] == "␣king" and sl.words[1] in ("␣paris", "␣Paris") and sl.words[2] == "␣the"
+    assert sl.missing == ("zzqxv",) and sl.rows[0] == space.index["␣king"]
+    items = ("␣King", "␣kings", "␣queen", "␣Kings", "king", "␣kingdom", "␣KINGS")
+    assert emb.surface_variants("king", items) == ("␣King", "␣kings", "␣Kings", "king", "␣KINGS")
+    assert emb.surface_variants("kings", ("king", "␣Kings", "kin")) == ("king", "␣Kings")
+    assert emb.surface_variants("Paris", ("␣London", "␣France")) == ()
+
+
+# ---------------------------------------------------------------- the page's views (cached by fingerprint)
+def test_fingerprint_follows_the_content():
+    a, b = _random_space(50, 8, seed=1), _random_space(50, 8, seed=1)
+    assert a.fingerprint == b.fingerprint and len(a.fingerprint) == 64
+    bumped = a.unit.clone()
+    bumped[7, 3] += 1e-6
+    assert emb.make_space("rand", "random", "word", a.items, bumped, a.eligible).fingerprint != a.fingerprint
+    fewer = a.eligible.clone()
+    fewer[3] = not bool(fewer[3])
+    assert emb.make_space("rand", "random", "word", a.items, a.unit, fewer).fingerprint != a.fingerprint
+    renamed = emb.make_space("rand", "random", "word", [f"v{i}" for i in range(50)], a.unit, a.eligible)
+    assert renamed.fingerprint != a.fingerprint
+    assert emb.make_space("rand", "other label", "word", a.items, a.unit, a.eligible).fingerprint != a.fingerprint
+
+
+def test_query_neighbours_and_projection_points():
+    space = _random_space(300, 16, seed=4)
+    query = emb.parse_query("w5")
+    qv, nb = emb.query_neighbours(space, query, 6)
+    assert qv.row == 5 and [n.row for n in nb.items] == [r for r, _ in emb.nearest_reference(space, qv.vector, 6, [5])]
+    assert emb.query_neighbours(space, emb.parse_query("nothere"), 6)[1] is None
+    words = [f"w{i}" for i in range(0, 40)]
+    points = emb.projection_points(space, words, query, 6)
+    assert points.labels[:40] == tuple(words) and points.roles[5] == "query"
+    outside = [n.item for n in nb.items if int(n.item[1:]) >= 40]
+    assert points.labels[40:] == tuple(outside) and set(points.roles[40:]) <= {"neighbour"}
+    inside = {n.item for n in nb.items} - set(outside)
+    assert all(points.roles[words.index(w)] == "neighbour" for w in inside)
+    np.testing.assert_array_equal(points.vectors[:40], space.unit[:40].numpy())
+    sentence = emb.projection_points(space, words, emb.parse_query("w1 w2"), 3)
+    assert sentence.roles[-1] == "query" and sentence.labels[-1] == "w1 w2 (query)"
+    view = emb.projection_view(points, emb.ProjectionConfig())
+    assert view.projection.coords.shape == (len(points.labels), 2)
+    assert view.kept == emb.neighbour_overlap(points.vectors, view.projection.coords, k=10)
+
+
+def test_query_graph_is_the_neighbour_graph_of_the_query(static):
+    config = emb.GraphConfig(ring=6, second=2)
+    got = emb.query_graph(static, emb.parse_query("river"), config)
+    ref = emb.neighbour_graph(static, emb.query_vector(static, emb.parse_query("river")), "river", config)
+    assert sorted(got.graph.nodes) == sorted(ref.graph.nodes) and got.modularity == ref.modularity
+
+
+def test_sentence_matrices(static):
+    sentences = ("The cat sat on the mat.", "A kitten rested on a rug.", "Stocks fell.")
+    got = emb.sentence_matrices(sentences, "cpu", static)
+    np.testing.assert_allclose(got["contextual"], emb.similarity_matrix(emb.encode_texts(list(sentences))),
+                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got["static"], emb.similarity_matrix(emb.static_sentence_vectors(static, sentences)))
+    assert got["contextual"][0, 1] > got["contextual"][0, 2]
+    assert set(emb.sentence_matrices(sentences, "cpu")) == {"contextual"}
+    with pytest.raises(ValidationError):
+        emb.sentence_matrices(sentences, "cpu", _random_space(10, 4))
+
+
+def test_shared_analogy_scores_use_the_same_questions():
+    a = _analogy_space()
+    small = emb.make_space("small", "small", "word", a.items[:-1], a.unit[:-1])
+    questions = [("s", ("man", "king", "woman", "queen")), ("s", tuple(a.items[:3]) + (a.items[-1],))]
+    got = emb.shared_analogy_scores([a, small], questions)
+    shared = set(small.items)
+    assert got == [emb.analogy_accuracy(a, questions, shared), emb.analogy_accuracy(small, questions, shared)]
+    assert got[0].covered == got[1].covered
