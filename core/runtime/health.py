@@ -18,6 +18,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import psutil
+
+from core import llm, tokenizers
+from core.data import corpus, minilm
+from core.runtime.device import pick_device
 from core.runtime.scheduler import device_key, scheduler
 
 log = logging.getLogger("atlas.health")
@@ -31,19 +36,12 @@ _warm_thread: threading.Thread | None = None
 def default_warm_up_tasks(device: str) -> dict[str, Callable[[], object]]:
     """What the pages load first: the Wikipedia sample, tokenizers, MiniLM and the LLM
     (SmolLM2-135M-Instruct or ATLAS_LLM_GGUF's file, loaded once per process by core.llm)."""
-    from core import llm
-    from core.data import corpus, minilm
-
     tasks: dict[str, Callable[[], object]] = {
         "wikipedia sample": corpus.wiki_articles,
         "MiniLM tokenizer": minilm.load_tokenizer,
         "MiniLM model": lambda: minilm.load_model(device),
         "LLM": lambda: llm.load_pretrained(device=device),
     }
-    try:
-        from core import tokenizers
-    except ImportError:      # pragma: no cover - tokenizers ship with the app
-        return tasks
     for name in tokenizers.list_tokenizers():
         tasks[f"tokenizer {name}"] = lambda name=name: tokenizers.encode_ids(name, "warm up")
     return tasks
@@ -85,8 +83,6 @@ def liveness() -> dict:
 
 def readiness() -> dict:
     """{"ready": bool, "warm_up": {...}, "device": str, "queues": {...}, "rss_bytes": int, ...}."""
-    from core.runtime.device import pick_device
-
     with _lock:
         warm = {k: dict(v) for k, v in _warm.items()}
     ready = bool(warm) and all(v["status"] in ("ok", "error") for v in warm.values())
@@ -110,8 +106,6 @@ def jobs(limit: int = 200) -> list[dict]:
 def rss_bytes(pid: int | None = None) -> int | None:
     """Resident memory of a process (default: this one); None if unknown."""
     try:
-        import psutil
-
         return int(psutil.Process(pid or os.getpid()).memory_info().rss)
     except Exception:
         return None

@@ -42,7 +42,7 @@ QUEUE_CAP_ENV = "ATLAS_MAX_QUEUE"       # an operator's cap on each device's que
 def device_key(device) -> str:
     """One queue per physical device: "cuda" and "cuda:0" are the same GPU; all CPUs are "cpu"."""
     try:
-        import torch
+        import torch  # start-up cost: torch takes ~1.5 s to import; the queue itself needs none
 
         dev = torch.device(str(device))
     except (RuntimeError, TypeError, ValueError):

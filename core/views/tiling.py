@@ -23,8 +23,9 @@ from core.attention import (
     resolve_scale,
     tiled_attention,
 )
+from core.data import minilm
 from core.runtime.device import cpu_threads, kernel_interpreted, oom_guard
-from core.runtime.validation import ValidationError, check_int
+from core.runtime.validation import ValidationError, check_choice, check_int, check_text
 from kernels._checks import MAX_KERNEL_HEAD_DIM, MIN_KERNEL_HEAD_DIM
 
 # ----------------------------------------------------------------------------- tiling walkthrough
@@ -67,8 +68,6 @@ class TilingView:
 
 
 def check_tiling_config(cfg: TilingConfig) -> TilingConfig:
-    from core.runtime.validation import check_choice
-
     if not isinstance(cfg, TilingConfig):
         raise ValidationError("Expected a TilingConfig.")
     check_int("N", cfg.n, 1, MAX_TILING_SEQ)
@@ -89,9 +88,6 @@ def minilm_qkv(text: str, layer: int, max_tokens: int, device="cpu"):
     Computed from the layer's input hidden states and its own query/key/value
     projections (no hooks, so a shared model stays untouched).
     """
-    from core.data import minilm
-    from core.runtime.validation import check_text
-
     text = check_text(text, max_chars=MAX_TEXT_CHARS, name="Text").text
     layer = check_int("layer", layer, 0, MINILM_LAYERS - 1)
     max_tokens = check_int("tokens", max_tokens, 2, MAX_TILING_SEQ)
@@ -206,6 +202,7 @@ class KernelCheck:
 
 def kernel_check(view: TilingView, device) -> KernelCheck:
     """Run our Triton kernel (fp32) on the walkthrough's head with the drawn block sizes."""
+    # after ensure_triton_backend(): importing kernels decorates the Triton kernels
     from kernels.flash_attention import block_sizes, flash_attention_forward, with_blocks
 
     dev = torch.device(device)
