@@ -45,6 +45,7 @@ import hashlib
 import math
 import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +54,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from threadpoolctl import threadpool_limits
 
+from core import tokenizers
+from core.data import corpus
+from core.data.gguf_file import embedding_table, shipped_path
+from core.data.minilm import encode_sentences, load_tokenizer, model_path
 from core.runtime.scheduler import heavy_job
 from core.runtime.validation import (
     ValidationError,
@@ -137,18 +144,12 @@ def space_fingerprint(key: str, label: str, kind: str, items: Sequence[str], uni
 @functools.lru_cache(maxsize=1)
 def wordpiece_vocab() -> tuple[str, ...]:
     """MiniLM's 30,522 WordPiece tokens, by id."""
-    from core.data.minilm import load_tokenizer
-
     vocab = load_tokenizer().get_vocab()
     return tuple(sorted(vocab, key=vocab.get))
 
 
 def static_table(device: str = "cpu") -> torch.Tensor:
     """MiniLM's input embedding table (30522, 384), read from the packaged safetensors file."""
-    from safetensors import safe_open
-
-    from core.data.minilm import model_path
-
     with safe_open(str(Path(model_path()) / "model.safetensors"), "pt") as fh:
         table = fh.get_tensor(STATIC_TENSOR)                                  # (30522, 384)
     return table.to(torch.device(device))
@@ -179,9 +180,6 @@ def bpe_label(text: str) -> str:
 def smollm2_static_space(device: str = "cpu", whole_words_only: bool = True) -> Space:
     """SmolLM2's input embedding table as a space; neighbours among tokens that are a whole
     word after a space (" king"), or all but its control tokens."""
-    from core import tokenizers
-    from core.data.gguf_file import embedding_table, shipped_path
-
     table = embedding_table(shipped_path())                                      # (49152, 576)
     labels = tuple(bpe_label(tokenizers.decode("smollm2", [i])) for i in range(table.shape[0]))
     special = set(tokenizers.special_tokens("smollm2").values())
@@ -193,8 +191,6 @@ def smollm2_static_space(device: str = "cpu", whole_words_only: bool = True) -> 
 
 def bpe_pieces(text: str) -> tuple[list[int], tuple[str, ...]]:
     """SmolLM2's token ids and labels of ``text`` as running text spells it (a leading space)."""
-    from core import tokenizers
-
     ids = tokenizers.encode_ids("smollm2", text if text.startswith(" ") else " " + text)
     return ids, tuple(bpe_label(tokenizers.decode("smollm2", [i])) for i in ids)
 
@@ -202,8 +198,6 @@ def bpe_pieces(text: str) -> tuple[list[int], tuple[str, ...]]:
 def encode_texts(texts: Sequence[str], device: str = "cpu", progress: Progress | None = None,
                  chunk: int = 256) -> torch.Tensor:
     """MiniLM sentence embeddings of any number of texts, in chunks: (N, 384) unit rows on CPU."""
-    from core.data.minilm import encode_sentences
-
     out = []
     for start in range(0, len(texts), chunk):
         out.append(encode_sentences(list(texts[start:start + chunk]), device, batch_size=64))
@@ -270,8 +264,6 @@ class QueryVector:
 
 def wordpieces(word: str) -> tuple[str, ...]:
     """How MiniLM's WordPiece tokenizer splits ``word`` (no [CLS]/[SEP])."""
-    from core.data.minilm import load_tokenizer
-
     return tuple(load_tokenizer().encode(word, add_special_tokens=False).tokens)
 
 
@@ -456,9 +448,7 @@ def parse_word_list(text) -> WordList:
 @functools.lru_cache(maxsize=1)
 def wiki_word_counts() -> tuple[tuple[str, int], ...]:
     """(word, count) of the Wikipedia sample, most frequent first."""
-    from core.data.corpus import wiki_text, words
-
-    return tuple(Counter(words(wiki_text())).most_common())
+    return tuple(Counter(corpus.words(corpus.wiki_text())).most_common())
 
 
 def frequent_words(n: int) -> tuple[str, ...]:
@@ -582,9 +572,6 @@ def project(vectors: torch.Tensor, config: ProjectionConfig, progress: Progress 
         coords, share = pca(vectors.float().cpu(), config.dims)
         return Projection(coords.numpy().astype(np.float32), "pca", tuple(share.tolist()),
                           time.perf_counter() - started)
-    from threadpoolctl import threadpool_limits
-
-    from core.runtime.scheduler import heavy_job
 
     with heavy_job(f"{config.method} projection", "cpu", time_limit_s=TIME_LIMIT_S, on_wait=on_wait):
         if progress:
@@ -673,7 +660,7 @@ def projection_view(points: ProjectionPoints, config: ProjectionConfig, progress
 
 
 def _tsne(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, str]:
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # start-up cost: scikit-learn takes ~1.2 s to import
 
     perplexity = min(config.perplexity, max(2.0, (len(x) - 1) / 3))
     note = (f"perplexity lowered to {perplexity:.1f} for {len(x)} points"
@@ -684,9 +671,7 @@ def _tsne(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, str]:
 
 
 def _umap(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, str]:
-    import warnings
-
-    import umap
+    import umap  # start-up cost: umap takes ~4 s to import (numba)
 
     k = min(config.n_neighbors, len(x) - 1)
     note = f"n_neighbors lowered to {k} for {len(x)} points" if k < config.n_neighbors else ""
@@ -726,7 +711,7 @@ class NeighbourGraph:
 def neighbour_graph(space: Space, qv: QueryVector, query_label: str, config: GraphConfig) -> NeighbourGraph:
     """The kNN graph around a query: first and second rings of exact neighbours, each node
     linked to its ``edges_per_node`` most similar nodes (weight = cosine), communities coloured."""
-    import networkx as nx
+    import networkx as nx  # start-up cost: networkx takes ~0.15 s to import
 
     config = config.checked()
     if qv.vector is None:
@@ -755,7 +740,7 @@ def neighbour_graph(space: Space, qv: QueryVector, query_label: str, config: Gra
 
 
 def _with_communities(graph, query: str, config: GraphConfig) -> NeighbourGraph:
-    import networkx as nx
+    import networkx as nx  # start-up cost: networkx takes ~0.15 s to import
 
     if config.method == "louvain":
         found = nx.community.louvain_communities(graph, weight="weight", seed=config.seed)
@@ -929,10 +914,8 @@ def sentence_matrices(sentences: Sequence[str], device: str = "cpu", static: Spa
 
 def wiki_sentences(n: int, min_words: int = 8, max_words: int = 40) -> tuple[str, ...]:
     """``n`` Wikipedia sentences spread evenly over the sample (8-40 words each)."""
-    from core.data.corpus import wiki_articles
-
     n = check_int("Sentence pool", n, 1, MAX_POOL)
-    pool = [s for a in wiki_articles() for s in re.split(r"(?<=[.!?])\s+", a.text)
+    pool = [s for a in corpus.wiki_articles() for s in re.split(r"(?<=[.!?])\s+", a.text)
             if min_words <= len(s.split()) <= max_words and len(s) <= MAX_SENTENCE_CHARS]
     step = max(1, len(pool) // n)
     return tuple(dict.fromkeys(pool[::step]))[:n]
