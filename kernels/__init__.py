@@ -30,7 +30,7 @@ def _cuda_chosen() -> bool:
     choice = os.environ.get("ATLAS_DEVICE", "").strip().lower()
     if choice and not choice.startswith("cuda"):
         return False
-    import torch
+    import torch  # start-up cost: ~1.5 s; importing kernels (and kernels.errors) needs no torch
 
     return torch.cuda.is_available()
 

@@ -547,6 +547,7 @@ def _check_interpreter_order() -> None:
     decorated after TRITON_INTERPRET=1 was set, else every kernel call fails obscurely."""
     if not INTERPRETED:
         return
+    # interpreter only: triton loads this module only when TRITON_INTERPRET=1
     from triton.runtime.interpreter import InterpretedFunction
 
     if not isinstance(tl.standard.sum, InterpretedFunction):
@@ -641,6 +642,7 @@ def _tma_available(device: torch.device) -> bool:
     """Host tensor descriptors exist in this triton and the GPU has TMA (sm90+); the interpreter
     emulates them."""
     try:
+        # optional: host tensor descriptors are missing from older triton builds
         from triton.tools.tensor_descriptor import TensorDescriptor  # noqa: F401
     except ImportError:
         return False
@@ -665,7 +667,7 @@ def _paths(q, k, v, causal: bool, cfg: KernelConfig, flags: dict) -> list[str]:
 
 def _descriptor(x: torch.Tensor, rows: int, block_d: int):
     """TMA descriptor over ``x`` as (B*H, N, D), one (1, rows, block_d) box per load."""
-    from triton.tools.tensor_descriptor import TensorDescriptor
+    from triton.tools.tensor_descriptor import TensorDescriptor  # optional: see _tma_available()
 
     B, H, N, D = x.shape
     return TensorDescriptor(x, [B * H, N, D], [_merged_stride(x), x.stride(2), 1], [1, rows, block_d])
