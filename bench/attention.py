@@ -33,12 +33,15 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend
 
 from bench.common import parser, write_result
 from core.attention import attention_flops
 from core.measure.attention_bench import (
     BENCH_DTYPES,
     BenchConfig,
+    BenchRow,
     check_bench_config,
     median_ms,
     run_benchmark,
@@ -46,6 +49,14 @@ from core.measure.attention_bench import (
 )
 from core.runtime.device import pick_device
 from core.runtime.recorded import compare_rows, recorded_rows
+from kernels.flash_attention import (
+    block_sizes,
+    check_launch,
+    fallbacks,
+    flash_attention_forward,
+    forward_path,
+    with_blocks,
+)
 
 GPU_CHECK_ARGS = ["--budget-s", "150", "--sweep", "--sweep-budget-s", "50"]
 GPU_CHECK_TIMEOUT_S = 240                     # cases 150 s + sweep 50 s + start-up and compiles
@@ -103,8 +114,6 @@ def _case_facts(cfg: BenchConfig, device) -> dict:
     q = torch.empty(shape, device=dev, dtype=BENCH_DTYPES[cfg.dtype])
     facts = {"sdpa_default": sdpa_default_backend(q, q, q, cfg.causal), "kernel_path": None}
     if "triton" in cfg.impls:
-        from kernels.flash_attention import check_launch, forward_path
-
         try:
             check_launch(shape, q.dtype, dev.type)
             facts["kernel_path"] = forward_path(q, q, q, cfg.causal)
@@ -144,8 +153,6 @@ def _fmt(x, spec: str) -> str:
 def dry_run_cases(configs: list[BenchConfig]) -> tuple[list[dict], list[str]]:
     """Validate every case as the CUDA run would (no tensors, no kernels): the cases marked
     not run, and the problems found (empty: the real run can start every case)."""
-    from kernels.flash_attention import block_sizes, check_launch
-
     cases, problems = [], []
     for cfg in configs:
         try:
@@ -169,23 +176,17 @@ def dry_run_cases(configs: list[BenchConfig]) -> tuple[list[dict], list[str]]:
 
 def _check_sdpa_backends(impls) -> None:
     """The forced SDPA backends exist in this torch (the GPU machine's may be older)."""
-    from torch.nn.attention import SDPBackend
-
     for impl, backend in (("sdpa_flash", "FLASH_ATTENTION"), ("sdpa_cudnn", "CUDNN_ATTENTION")):
         if impl in impls and not hasattr(SDPBackend, backend):
             raise RuntimeError(f"this torch ({torch.__version__}) has no SDPBackend.{backend}")
 
 
 def _not_run_row(impl: str, n: int, mode: str, status: str) -> dict:
-    from core.measure.attention_bench import BenchRow
-
     return dataclasses.asdict(BenchRow(impl, n, mode, None, None, None, None, None, status))
 
 
 def dry_run_sweep() -> tuple[list[dict], list[str]]:
     """The sweep's configs checked (block rules, launch shapes) without running them."""
-    from kernels.flash_attention import check_launch, with_blocks
-
     rows, problems = [], []
     for d, mode, change in sweep_plan():
         row = _sweep_row(d, SWEEP_N, mode, change, NOT_RUN)
@@ -227,8 +228,6 @@ def sweep_plan() -> list[tuple[int, str, dict]]:
 
 
 def _hopper_base(d: int):
-    from kernels.flash_attention import block_sizes
-
     return block_sizes(d, torch.bfloat16, "cuda", (9, 0))
 
 
@@ -263,8 +262,6 @@ def sweep(device, budget_s: float, n: int = SWEEP_N, tokens: int = TOKENS, hidde
 
 
 def _time_swept(row: dict, change: dict, tensors, ref, b: int, h: int, mode: str, device) -> None:
-    from kernels.flash_attention import forward_path, with_blocks
-
     d, n = row["head_dim"], row["n"]
     cfg = with_blocks(_hopper_base(d), **change)
     row["max_diff_vs_sdpa"] = _diff_to(ref, tensors, cfg, mode)
@@ -275,8 +272,6 @@ def _time_swept(row: dict, change: dict, tensors, ref, b: int, h: int, mode: str
 
 def _sdpa_reference(q, k, v, do) -> tuple[torch.Tensor, ...]:
     """SDPA's output and gradients (the yardstick for the swept configs)."""
-    import torch.nn.functional as F
-
     leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
     out = F.scaled_dot_product_attention(*leaves)
     out.backward(do)
@@ -284,8 +279,6 @@ def _sdpa_reference(q, k, v, do) -> tuple[torch.Tensor, ...]:
 
 
 def _diff_to(ref, tensors, cfg, mode: str) -> float:
-    from kernels.flash_attention import flash_attention_forward
-
     q, k, v, do = tensors
     leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
     out = flash_attention_forward(*leaves, config=cfg)
@@ -297,14 +290,13 @@ def _diff_to(ref, tensors, cfg, mode: str) -> float:
 
 
 def _time_config(tensors, cfg, mode: str, device) -> float:
-    from kernels.flash_attention import flash_attention_forward as fn
-
     q, k, v, do = tensors
     if mode == "fwd":
         with torch.no_grad():
-            return median_ms(lambda: fn(q, k, v, config=cfg), device)
+            return median_ms(lambda: flash_attention_forward(q, k, v, config=cfg), device)
     leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
-    return median_ms(lambda: fn(*leaves, config=cfg).backward(do), device, grad_to_none=leaves)
+    return median_ms(lambda: flash_attention_forward(*leaves, config=cfg).backward(do), device,
+                     grad_to_none=leaves)
 
 
 # ----------------------------------------------------------------------------- summary and main
@@ -382,7 +374,6 @@ def _write(cases: list[dict], sweep_rows: list[dict], opts, dry_run: bool = Fals
     payload = {"cases": cases, "sweep": sweep_rows, "targets": TARGETS, "quick": opts.quick,
                "dry_run": dry_run, "load_avg": list(os.getloadavg()), "cpu_count": os.cpu_count(),
                "summary": summarize(cases, sweep_rows)}
-    from kernels.flash_attention import fallbacks
 
     payload["kernel_fallbacks"] = fallbacks()        # TMA / warp-specialized paths that failed here
     out = opts.out

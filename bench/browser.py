@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -193,7 +195,7 @@ async def run_sessions(url: str, titles: list[tuple[str, str]], n_sessions: int,
                        timeout_ms: int = 300_000, stagger_s: float = 0.0) -> list[SessionReport]:
     """``n_sessions`` concurrent browser contexts, each visiting every page; session i starts
     ``i * stagger_s`` seconds after the first (people do not all click at the same instant)."""
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright  # optional: a dev dependency (browser runs)
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
@@ -208,7 +210,7 @@ async def run_sessions(url: str, titles: list[tuple[str, str]], n_sessions: int,
 async def sidebar_titles(url: str, timeout_ms: int = 300_000) -> list[str]:
     """The page titles the running app's sidebar links to, read in Chromium (the benchmark
     learns the pages from the server it loads, not from app/'s registry)."""
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright  # optional: a dev dependency (browser runs)
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
@@ -223,8 +225,6 @@ async def sidebar_titles(url: str, timeout_ms: int = 300_000) -> list[str]:
 def process_tree_rss(pid: int) -> int | None:
     """Resident memory of a process and its children, in bytes (None if unknown)."""
     try:
-        import psutil
-
         proc = psutil.Process(pid)
         return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
     except Exception:

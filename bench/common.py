@@ -20,12 +20,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
+
+from core.runtime.device import device_info, pick_device
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -63,8 +68,6 @@ def parser(description: str, *, dry_run: bool = False) -> BenchParser:
 
 def metadata(device: str | None = None) -> dict:
     """Device, driver and software versions, date and commit of this run (unknown: None)."""
-    from core.runtime.device import device_info, pick_device
-
     dev = pick_device(device)
     info = dataclasses.asdict(device_info(dev))
     return {
@@ -79,16 +82,12 @@ def metadata(device: str | None = None) -> dict:
 
 def software_versions(kind: str) -> dict:
     """GPU driver, CUDA (torch's build), cuDNN, torch and triton versions; None where absent."""
-    import torch
-
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"driver": _nvidia_driver() if kind == "cuda" else None, "cuda": torch.version.cuda,
             "cudnn": cudnn, "torch": torch.__version__, "triton": _triton_version()}
 
 
 def _triton_version() -> str | None:
-    import importlib.metadata
-
     try:
         return importlib.metadata.version("triton")
     except importlib.metadata.PackageNotFoundError:

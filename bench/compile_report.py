@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import parser, write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 TRITON36_DIR = ROOT / ".cache" / "triton36"      # `make triton36` installs triton 3.6 here
 SM90 = {"regs_per_sm": 65536, "max_regs_per_thread": 255, "reg_unit": 256, "smem_per_sm": 228 * 1024,
@@ -67,6 +69,7 @@ CANDIDATES = (
 def shipped_jobs() -> list[dict]:
     """Every kernel a Hopper bf16 run of the shipped table can launch (TMA forward, its
     warp-specialized variant, the pointer fallback, dK/dV, dQ), causal or not, even or ragged N."""
+    # after ensure_triton_backend(): importing kernels decorates the Triton kernels
     from kernels.flash_attention import hopper_tables
 
     jobs = []
@@ -87,6 +90,7 @@ def _table_jobs(cfg, d: int, causal: bool, ragged: bool) -> list[dict]:
 
 def candidate_jobs() -> list[dict]:
     """The candidates above, plus warp specialization of the shipped non-causal forward."""
+    # after ensure_triton_backend(): importing kernels decorates the Triton kernels
     from kernels.flash_attention import hopper_tables
 
     jobs = [_job(kernel, d, causal, ragged, bm, bn, w, s, "candidate")
@@ -150,6 +154,7 @@ def _signature(fn, consts: dict, job: dict) -> tuple[dict, dict]:
 
 
 def _constants(job: dict) -> tuple:
+    # after ensure_triton_backend(): importing kernels decorates the Triton kernels
     import kernels.flash_attention as fa
 
     d = job["head_dim"]
@@ -164,6 +169,7 @@ def _constants(job: dict) -> tuple:
 
 def compile_job(job: dict) -> dict:
     """Compile one kernel for sm_90; registers and spills from ptxas's own log."""
+    # after ensure_triton_backend(): triton must not be imported before TRITON_INTERPRET is set
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -202,6 +208,7 @@ def _resources(ptxas_log: str, kernel) -> dict:
 def _cubin_usage(cubin: bytes) -> dict:
     """Registers and stack frame from ``cuobjdump --dump-resource-usage`` (bundled with triton);
     a stack frame in these kernels (no local arrays, no calls) means spills."""
+    # after ensure_triton_backend(): triton must not be imported before TRITON_INTERPRET is set
     import triton
 
     tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
@@ -220,6 +227,7 @@ def _cubin_usage(cubin: bytes) -> dict:
 def worker(jobs: list[dict]) -> dict:
     """Compile every job with the triton on sys.path (this process: TRITON_INTERPRET=0);
     a job seen before (a candidate equal to the shipped table) reuses its row."""
+    # after ensure_triton_backend(): triton must not be imported before TRITON_INTERPRET is set
     import triton
 
     done, rows = {}, []
@@ -288,8 +296,6 @@ def table(reports: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> dict:
-    from bench.common import parser, write_result
-
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--triton-path", type=Path, action="append", default=None,

@@ -24,6 +24,7 @@ import time
 import torch
 
 from bench.common import parser, write_and_report
+from core.data.corpus import questions_words_path
 from core.measure.timing import time_fn
 from core.models import embeddings as emb
 from core.models import word2vec as w2v
@@ -123,7 +124,6 @@ def bench_gensim(sentences, epochs: int, ours) -> dict:
     cfg = w2v.Word2VecConfig(epochs=epochs)
     workers = max(1, min(8, torch.get_num_threads()))
     ref = w2v.train_gensim(sentences, cfg, workers=workers)
-    from core.data.corpus import questions_words_path
 
     questions = emb.load_questions(questions_words_path())
     s_ours = emb.word_vectors_space("word2vec", "ours", ours.vocab.words, ours.vectors)

@@ -19,6 +19,16 @@ Not in the GPU check: the model file cannot be sent to the GPU machine.
 
 from __future__ import annotations
 
+import torch
+from transformers import AutoModelForCausalLM
+
+from bench.common import parser, write_and_report
+from core.data.corpus import wiki_text
+from core.data.gguf_file import model_path
+from core.llm import load_pretrained
+from core.measure.timing import time_interleaved
+from core.runtime.device import pick_device
+
 GPU_CHECK_SKIP = "the model file (98 MB) cannot travel to the GPU machine (64 MiB limit)"
 
 PREFILL_T = (128, 512, 2048)
@@ -45,18 +55,12 @@ def ratio(ours: float | None, reference: float | None) -> float | None:
 
 def load_reference(device: str, dtype):
     """transformers' LlamaForCausalLM from the same GGUF (dequantized by transformers itself)."""
-    from transformers import AutoModelForCausalLM
-
-    from core.data.gguf_file import model_path
-
     path = model_path()
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
     return model.to(device).eval()
 
 
 def wiki_ids(lm, n: int) -> list[int]:
-    from core.data.corpus import wiki_text
-
     ids = lm.encode(wiki_text(12 * n + 1000))[:n]
     if len(ids) < n:
         raise RuntimeError(f"the Wikipedia sample gave {len(ids)} tokens, fewer than {n}")
@@ -64,10 +68,6 @@ def wiki_ids(lm, n: int) -> list[int]:
 
 
 def measure_prefill(lm, ref, sizes, device: str, warmup: int, repeats: int) -> list[dict]:
-    import torch
-
-    from core.measure.timing import time_interleaved
-
     rows = []
     for T in sizes:
         x = torch.tensor([wiki_ids(lm, T)], device=device)
@@ -83,10 +83,6 @@ def measure_prefill(lm, ref, sizes, device: str, warmup: int, repeats: int) -> l
 
 
 def measure_decode(lm, ref, new: int, device: str, warmup: int, repeats: int) -> dict:
-    import torch
-
-    from core.measure.timing import time_interleaved
-
     ids = wiki_ids(lm, DECODE_PROMPT)
     x = torch.tensor([ids], device=device)
     mask = torch.ones_like(x)
@@ -125,12 +121,6 @@ def summary(payload: dict) -> list[str]:
 
 
 def main(argv=None) -> dict:
-    import torch
-
-    from bench.common import parser, write_and_report
-    from core.llm import load_pretrained
-    from core.runtime.device import pick_device
-
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (default 7; quick 2)")
     opts = ap.parse_args(argv)

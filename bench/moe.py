@@ -27,6 +27,10 @@ from dataclasses import dataclass
 import torch
 
 from bench.common import parser, write_and_report
+from core.measure.timing import time_fn
+from core.models import moe
+from core.models.moe import wiki_corpus
+from core.runtime.device import pick_device
 
 GPU_CHECK_ARGS = ["--preset", "gpu", "--data", "synthetic"]
 GPU_CHECK_TIMEOUT_S = 60
@@ -71,8 +75,6 @@ def train_config(size: Size, moe):
 def tokens(kind: str, n: int) -> torch.Tensor:
     """n character ids: the Wikipedia sample, or Zipf-distributed synthetic ids."""
     if kind == "wiki":
-        from core.models.moe import wiki_corpus
-
         return wiki_corpus().train[:n]
     ranks = torch.arange(1, VOCAB, dtype=torch.float64)
     probs = 1.0 / ranks / (1.0 / ranks).sum()
@@ -91,9 +93,6 @@ def step_flops(size: Size) -> float:
 
 def measure(size: Size, dispatch: str, data: torch.Tensor, device: str, repeats: int) -> dict:
     """Median training-step and MoE-layer times for one size and dispatch path."""
-    from core.measure.timing import time_fn
-    from core.models import moe
-
     cfg = train_config(size, moe)
     model = moe.build_model(VOCAB, cfg, device, dispatch=dispatch).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -124,8 +123,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data", choices=["wiki", "synthetic"], default=None)
     ap.add_argument("--repeats", type=int, default=None)
     opts = ap.parse_args(argv)
-    from core.models import moe
-    from core.runtime.device import pick_device
 
     device = str(pick_device(opts.device))
     preset = "quick" if opts.quick else (opts.preset or ("gpu" if device.startswith("cuda") else "cpu"))
@@ -147,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _default_data() -> str:
     try:
-        import gensim  # noqa: F401
+        import gensim  # noqa: F401  (optional: the GPU check machine has no gensim)
     except ImportError:
         return "synthetic"
     return "wiki"

@@ -17,19 +17,17 @@ from __future__ import annotations
 import statistics
 
 from bench.common import parser, write_and_report
+from core.models import mtp
+from core.runtime.device import pick_device
 
 
 def _prompts(count: int, chars: int, corpus_chars: int) -> list[str]:
-    from core.models import mtp
-
     _, val = mtp.corpus_ids(corpus_chars)
     windows = mtp.even_windows(val, count, chars)
     return [mtp.decode(w.tolist()) for w in windows]
 
 
 def _decode_runs(trained, prompts: list[str], new: int) -> dict:
-    from core.models import mtp
-
     runs = [mtp.compare_decoding(trained, p, new) for p in prompts]
     D = trained.config.mtp_depth
     by_drafts = {d: statistics.median(dict(r.by_drafts)[d] for r in runs) for d in range(D + 1)}
@@ -47,9 +45,6 @@ def _decode_runs(trained, prompts: list[str], new: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    from core.models import mtp
-    from core.runtime.device import pick_device
-
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=None)
     opts = ap.parse_args(argv)

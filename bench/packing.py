@@ -29,6 +29,8 @@ import os
 import sys
 
 from bench.common import parser, write_result
+from core.models import packing
+from core.runtime.device import pick_device
 
 # FlexAttention is left out of the GPU check: its first torch.compile (forward + backward) alone
 # may take most of the 30 s budget. Add ``packed-flex`` to --methods to measure it.
@@ -76,23 +78,17 @@ def _args(argv):
 
 
 def corpus_lengths(unit: str, max_len: int) -> list[int]:
-    from core.models import packing
-
     return packing.sample_lengths(packing.corpus_documents(unit), tokenizer="cl100k_base", max_len=max_len)
 
 
 def recorded_histogram() -> dict:
     """The paragraph-length histogram of the corpus (what WIKI_PARAGRAPH_HISTOGRAM holds)."""
-    from core.models import packing
-
     hist = packing.length_histogram(corpus_lengths("paragraph", 1024), bins=40)
     return {"source": "cl100k_base tokens + 1 end-of-text, gensim Wikipedia sample paragraphs, "
                       "cut at 1024", **hist}
 
 
 def _lengths(opts) -> tuple[list[int], str]:
-    from core.models import packing
-
     if opts.lengths == "histogram":
         pool = packing.lengths_from_histogram(WIKI_PARAGRAPH_HISTOGRAM, max(opts.n, 1), seed=0)
         pool = packing.cut_lengths(pool, opts.max_len)
@@ -120,9 +116,6 @@ def _summary(methods: list[dict], stats: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> dict:
-    from core.models import packing
-    from core.runtime.device import pick_device
-
     opts = _args(argv)
     if opts.record_histogram:
         print(json.dumps(recorded_histogram()))

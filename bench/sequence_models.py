@@ -16,7 +16,17 @@ References: Vaswani et al. 2017, Sec. 4 and Table 1; Appleyard et al. 2016 (cuDN
 
 from __future__ import annotations
 
+import torch
+
 from bench.common import parser, write_and_report
+from core.measure.sequence_timing import (
+    GenerationSpec,
+    TimingSpec,
+    generation_speed,
+    time_vs_length,
+)
+from core.models.sequence_models import configs_for_budget, describe, param_count
+from core.runtime.device import pick_device
 
 GPU_CHECK_ARGS = ["--lengths", "64,256,1024,4096,16384", "--batch", "16", "--budget", "400000",
                   "--gen-tokens", "64,256,1024", "--repeats", "2", "--max-point-s", "3",
@@ -49,15 +59,6 @@ def _args(argv):
 
 
 def main(argv=None) -> dict:
-    from core.measure.sequence_timing import (
-        GenerationSpec,
-        TimingSpec,
-        generation_speed,
-        time_vs_length,
-    )
-    from core.models.sequence_models import configs_for_budget, describe, param_count
-    from core.runtime.device import pick_device
-
     args = _args(argv)
     device = str(pick_device(args.device))
     configs = configs_for_budget(args.budget, args.layers)
@@ -85,8 +86,6 @@ def main(argv=None) -> dict:
 
 
 def _threads_label(device: str, threads: int | None) -> str:
-    import torch
-
     if not device.startswith("cpu"):
         return "GPU"
     n = threads or torch.get_num_threads()
