@@ -594,7 +594,7 @@ def analyze_text(text: str) -> TextReport:
     for ch in text:
         if ch not in "\n\t\r " and not ch.isprintable():
             counts[ch] = counts.get(ch, 0) + 1
-    invisible = tuple((f"U+{ord(c):04X}", unicodedata.name(c, "control character"), n) for c, n in counts.items())
+    invisible = tuple((f"U+{ord(c):04X}", _char_name(c), n) for c, n in counts.items())
     cjk = sum(len(m) for m in _cjk_regex().findall(text))
     return TextReport(len(text), len(text.encode("utf-8")), cjk, invisible, text.count("\u200d"),
                       unicodedata.normalize("NFC", text) != text, bool(text) and not text.strip())

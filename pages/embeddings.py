@@ -52,7 +52,7 @@ def _apply_example() -> None:
 
 
 # ---------------------------------------------------------------- shared controls
-top = st.columns([2.4, 0.9, 1.1, 1.3, 1.3])
+top = st.columns([1.9, 0.8, 1.2, 1.35, 1.75])
 query_text = top[0].text_input(
     "Query: a word or a sentence", value="king", key="emb_query", max_chars=emb.MAX_QUERY_CHARS,
     help="One word: its neighbours among words/tokens. Several words: a sentence query.")

@@ -210,7 +210,8 @@ def unknown_notice(prepared) -> None:
 with tabs[0], ui.guard():
     if trained is None or trained.train is None:
         st.info("Press **Train the four models** above: the loss curves, the table and text sampled "
-                "from each model appear here.", icon=":material/school:")
+                "from each model appear here, beside the real SmolLM2 continuing the same prompt.",
+                icon=":material/school:")
     else:
         ui.plot(loss_figure(trained), key="rvt_loss")
         st.caption("Solid: training loss of each batch (trailing mean); dotted with markers: loss on "

@@ -534,7 +534,7 @@ class LLMContinuation:
     params: int             # the model's parameters (core.configs.param_count)
     vocab: int              # the tokens it reads and writes (its vocabulary)
     seconds: float          # wall time of the generation
-    stopped: bool           # the model ended its text (EOS) before reaching the characters
+    stopped: bool           # the model ended its text (EOS, not in ``text``) before the characters
 
 
 def llm_continuation(lm, prompt: str, n_chars: int, *, temperature: float = 0.8, seed: int = 0,
@@ -554,6 +554,8 @@ def llm_continuation(lm, prompt: str, n_chars: int, *, temperature: float = 0.8,
             if len(text) >= n_chars:
                 break
     stopped = bool(new) and new[-1] in lm.info.eos_ids
+    if stopped:                                        # the end-of-text token is not text
+        text = lm.decode(new[:-1])
     return LLMContinuation(text[:n_chars], len(new), config_param_count(lm.config)["total"],
                            lm.config.vocab_size, time.perf_counter() - started, stopped)
 

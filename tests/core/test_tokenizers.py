@@ -186,6 +186,7 @@ def test_dropped_bytes_names_what_encoding_loses():
     assert tokenizers.dropped_bytes("smollm2", "Hello, 東京 😀").count == 0
     assert tokenizers.dropped_bytes("cl100k_base", text).count == 0      # holds all 256 bytes
     assert tokenizers.dropped_bytes("bert-wordpiece", text).count == 0   # WordPiece: [UNK], not bytes
+    assert tokenizers.analyze_text("\U00040000").invisible == (("U+40000", "unassigned code point", 1),)
 
 
 def test_chat_messages_checks_like_chat_prompt():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
 
 from core import llm
+from core.configs import PRESETS
 from core.data.char_data import corpus_from_text
 from core.models import sequence_models
 from core.runtime.validation import ValidationError
@@ -232,6 +234,35 @@ def test_llm_continuation_cuts_the_real_models_text_at_the_characters_asked():
     assert drawn[0].text == drawn[1].text and drawn[0].tokens == drawn[1].tokens       # seeded
     with pytest.raises(ValidationError):
         sequence_models.llm_continuation(lm, "The river ", 0)
+
+
+class _ScriptedLM:
+    """A stand-in with PretrainedLM's text interface that writes a fixed script of ids, to check
+    llm_continuation's stopping rules without a real model."""
+
+    def __init__(self, script):
+        self.script, self.device, self.config = script, torch.device("cpu"), PRESETS["smollm2-135m"]
+        self.info = types.SimpleNamespace(eos_ids=(2,))
+
+    def encode(self, text):
+        return [7] * len(text)
+
+    def decode(self, ids):
+        return "".join("<|im_end|>" if i == 2 else "ab" for i in ids)
+
+    def stream(self, ids, max_new_tokens, sampling, job=None):
+        for i in self.script[:max_new_tokens]:
+            yield types.SimpleNamespace(token_id=i)
+            if i == 2:
+                return
+
+
+def test_llm_continuation_stops_at_the_characters_or_the_end_of_text():
+    out = sequence_models.llm_continuation(_ScriptedLM([5] * 10), "x", 5)
+    assert out.text == "ababa" and out.tokens == 3 and not out.stopped      # 3 tokens of 2 chars, cut at 5
+    ended = sequence_models.llm_continuation(_ScriptedLM([5, 2, 5]), "x", 50)
+    assert ended.text == "ab" and ended.tokens == 2 and ended.stopped        # the EOS token is not text
+    assert ended.params == 134_515_008
 
 
 def test_training_needs_a_model():
