@@ -339,8 +339,8 @@ def _tab_projection() -> None:
     run_key = (space_key, config, len(points.vectors), points.labels[:3], points.labels[-3:])
     config = _on_request(config, run_key)
     bar, wait = st.empty(), st.empty()
-    view = embeddings_cache.projection(points, config, _progress=ui.progress_callback(bar),
-                                       _on_wait=ui.wait_callback(wait))
+    view = embeddings_cache.projection(space, tuple(slice_words), query, k, config,
+                                       _progress=ui.progress_callback(bar), _on_wait=ui.wait_callback(wait))
     bar.empty()
     wait.empty()
     _show_projection(view, points, config.dims)

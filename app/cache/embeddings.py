@@ -94,10 +94,13 @@ def projection_points(space, words: tuple, query, k: int):
     return embeddings.projection_points(space, words, query, k)
 
 
-@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
-def projection(points, config, _progress=None, _on_wait=None):
-    """core.models.embeddings.ProjectionView of ``points`` (hashed by content) with ``config``."""
-    return embeddings.projection_view(points, config, _progress, on_wait=_on_wait)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=3600, hash_funcs=BY_CONTENT)
+def projection(space, words: tuple, query, k: int, config, _progress=None, _on_wait=None):
+    """core.models.embeddings.ProjectionView of projection_points(space, words, query, k) with
+    ``config`` (keyed by the space's fingerprint and the inputs: Streamlit would hash a large
+    array of points by a sample of it)."""
+    return embeddings.projection_view(projection_points(space, words, query, k), config, _progress,
+                                      on_wait=_on_wait)
 
 
 @st.cache_data(show_spinner=False, max_entries=32, ttl=3600, hash_funcs=BY_CONTENT)
