@@ -330,7 +330,10 @@ def test_kernel_errors_are_core_validation_errors():
 
 
 def test_kernel_config_is_frozen_and_hashable():
-    assert isinstance(hash(CPU), int)
+    """Equal configs hash alike (a KernelConfig is a cache key); a different one is another key."""
+    same, other = block_sizes(64, torch.float32, "cpu"), with_blocks(CPU, block_m=CPU.block_m * 2)
+    assert same == CPU and hash(same) == hash(CPU) and {CPU: "cached"}.get(same) == "cached"
+    assert other != CPU and {CPU: "cached"}.get(other) is None
     with pytest.raises(AttributeError):
         CPU.block_m = 8  # type: ignore[misc]
     assert isinstance(CPU, KernelConfig)

@@ -112,10 +112,15 @@ def test_bad_run_configs(changes, message):
         zero.validate_run(zero.ZeroRunConfig(**{**zero.ZeroRunConfig().__dict__, **changes}))
 
 
-def test_free_port_is_bindable():
+def test_free_port_is_a_free_tcp_port():
+    """Not a privileged port, nobody holds it (it binds again), and a client reaches it there."""
     port = zero.free_port()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+    assert 1024 <= port <= 65535
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            assert client.getpeername() == ("127.0.0.1", port)
 
 
 @pytest.mark.gpu
