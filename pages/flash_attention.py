@@ -13,15 +13,20 @@ from plotly.subplots import make_subplots
 
 from app import cache, ui
 from app.cache import attention as attention_cache
+from app.cache import llm as llm_cache
 from core import attention
-from core.measure import attention_bench
-from core.runtime import recorded
+from core.measure import attention_bench, llm_runs
+from core.nn import BACKENDS
 from core.views import tiling
 
 TITLE = "FlashAttention"
 SEQ_OPTIONS = [2**k for k in range(6, 16)]                   # 64 .. 32768 (capped per device)
 IO_SEQ_OPTIONS = [2**k for k in range(8, 18)]                # 256 .. 131072
 SRAM_KB = [48, 64, 96, 100, 128, 164, 192, 228, 256]
+LLM_PROMPT = "The Eiffel Tower is located in the city of"    # 10 tokens: the interpreter's Triton run takes seconds
+LLM_MAX_CHARS = 4000
+LLM_PREFILL_GPU = [512, 1024, 2048, 4096, 8192]              # bf16 on CUDA, up to the model's context
+LLM_PREFILL_CPU = [32, 64, 128, 256, 512]
 H200 = (9, 0)
 COLORS = {"naive": ui.PALETTE[1], "sdpa": ui.PALETTE[0], "tiled": ui.PALETTE[2], "triton": ui.PALETTE[4],
           "flash": ui.PALETTE[3], "ours": ui.PALETTE[4]}
@@ -31,7 +36,8 @@ ui.page_header(
     "Attention without the N × N score matrix in memory: **our Triton FlashAttention-2 kernel** streams "
     "key/value tiles through on-chip memory and keeps a running max and sum per row (online softmax). "
     "Below: the kernel's real tiles step by step, the memory traffic this saves (FlashAttention paper, "
-    "Theorem 2), and timings against naive attention and PyTorch SDPA on this machine.",
+    "Theorem 2), timings against naive attention and PyTorch SDPA on this machine, and a real pretrained "
+    "LLM (SmolLM2-135M) run with each attention backend.",
 )
 device = cache.device_name()
 info = cache.device_info()
@@ -40,8 +46,9 @@ if interpreted:
     st.info("No CUDA GPU here: our Triton kernel runs in Triton's **CPU interpreter**. That checks "
             "that it computes the right thing, nothing more; its interpreter timings are never shown. "
             "GPU timings recorded earlier are in the last tab.", icon=":material/info:")
-tab_tiles, tab_io, tab_time, tab_gpu = st.tabs(
-    ["Tiles & online softmax", "Memory traffic", "Timings on this machine", "Recorded GPU results"])
+tab_tiles, tab_io, tab_time, tab_llm, tab_gpu = st.tabs(
+    ["Tiles & online softmax", "Memory traffic", "Timings on this machine", "Inside SmolLM2",
+     "Recorded GPU results"])
 
 
 def int_slider(container, label: str, key: str, lo: int, hi: int, default: int, help: str | None = None) -> int:
@@ -318,7 +325,8 @@ def memory_table(n: int, d: int) -> None:
     c1, c2, c3 = st.columns([1, 1, 2])
     batch = c1.slider("batch", 1, 8, 1, key="fa_mem_b")
     heads = c2.slider("heads", 1, 32, 8, key="fa_mem_h")
-    n_here = min(n, attention_bench.max_bench_seq(device), attention_bench.max_bench_elements(device) // (batch * heads * d))
+    n_here = min(n, attention_cache.max_bench_seq(device),
+                 attention_cache.max_bench_elements(device) // (batch * heads * d))
     dtype = "bfloat16" if info.kind == "cuda" else "float32"
     cfg = attention_bench.BenchConfig(seqs=(n_here,), batch=batch, heads=heads, head_dim=d, dtype=dtype)
     pressed = info.kind == "cuda" and c3.button("Measure peak memory", key="fa_mem_run")
@@ -341,7 +349,7 @@ def memory_table(n: int, d: int) -> None:
 
 # ---------------------------------------------------------------- timings
 def bench_controls() -> attention_bench.BenchConfig:
-    cap = attention_bench.max_bench_seq(device)
+    cap = attention_cache.max_bench_seq(device)
     on_gpu = info.kind == "cuda"
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     seqs = c1.multiselect("Sequence lengths N", [s for s in SEQ_OPTIONS if s <= cap],
@@ -447,7 +455,7 @@ def timing_table(df: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- recorded GPU results
 def show_recorded_doc(doc: dict, key: str) -> None:
-    rows = pd.DataFrame(recorded.recorded_rows(doc))
+    rows = pd.DataFrame(attention_cache.recorded_rows(doc))
     if rows.empty:
         st.caption("This result file holds no rows.")
         return
@@ -473,7 +481,7 @@ def gpu_section() -> None:
     meta = doc.get("meta", {})
     versions = ", ".join(f"{k} {meta[k]}" for k in ("driver", "torch", "triton", "cudnn", "commit") if meta.get(k))
     st.caption(ui.recorded_caption(meta) + (f" {versions}." if versions else ""))
-    rows = pd.DataFrame(recorded.compare_rows(recorded.recorded_rows(doc)))
+    rows = pd.DataFrame(attention_cache.compare_rows(attention_cache.recorded_rows(doc)))
     if not rows.empty:
         target_table(rows, doc.get("targets", {"fwd": 1.0, "fwd+bwd": 0.8}))
         st.markdown("**Every row** (speed vs a backend = its time / this row's time; spread = 20th–80th "
@@ -528,12 +536,174 @@ def recorded_gpu_table(rows: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+# ---------------------------------------------------------------- inside SmolLM2
+BACKEND_LABELS = {"sdpa": "PyTorch SDPA (reference)", "naive": "naive (T × T in memory)",
+                  "tiled": "tiled PyTorch (online softmax)", "triton": "our Triton kernel"}
+SHORT_LABELS = {"sdpa": "SDPA", "triton": "our Triton kernel"}
+
+
+def llm_intro() -> None:
+    st.markdown(
+        "**SmolLM2-135M-Instruct** (30 Llama blocks, 9 query heads sharing 3 KV heads of 64) reads your "
+        "prompt once per attention backend of `core/nn`: naive attention with its T × T scores, PyTorch "
+        "SDPA, the tiled online-softmax reference and our Triton kernel. Everything else in the model is "
+        "the same code, so the next-token distributions must agree up to rounding.")
+    if interpreted:
+        st.info(f"Triton runs in its **CPU interpreter** here: the kernel's programs execute as Python, "
+                f"tile by tile, for 9 heads in each of 30 layers. That is fine for checking correctness but "
+                f"slow, so our kernel runs prompts of up to **{llm_runs.INTERPRETER_MAX_TOKENS} tokens** here; "
+                "a longer prompt runs the other three and says so in the Triton row. On a CUDA GPU the "
+                "kernel takes any prompt the model can read.", icon=":material/info:")
+
+
+def llm_section() -> None:
+    llm_intro()
+    text = st.text_area("Prompt (plain text, no chat template)", LLM_PROMPT, max_chars=LLM_MAX_CHARS,
+                        key="fa_llm_text", height=80)
+    if st.button("Run SmolLM2 with each backend", key="fa_llm_run", type="primary"):
+        st.session_state["fa_llm_ran"] = text
+    ran = st.session_state.get("fa_llm_ran")
+    if ran is None:
+        st.caption("Press the button to load the model (a few seconds the first time) and run the prompt "
+                   "four times.")
+    else:
+        if ran != text:
+            st.caption("The prompt changed: press the button to run it. Showing the last run.")
+        with ui.guard():
+            llm_backend_results(ran)
+    with ui.guard():
+        llm_prefill_section()
+
+
+def llm_backend_results(text: str) -> None:
+    with st.spinner("Loading SmolLM2 …"):
+        lm = llm_cache.model(device)
+        prompt = llm_cache.prompt(device, False, text, "")
+    for checked, cap in prompt.cuts:
+        ui.notice_truncated(checked, cap)
+    if prompt.tokens_dropped:
+        st.warning(f"The prompt was {len(prompt.ids) + prompt.tokens_dropped:,} tokens; the last "
+                   f"{len(prompt.ids):,} (this server's context cap) are used.", icon=":material/content_cut:")
+    with st.spinner(f"Running {len(prompt.ids):,} tokens through four attention backends …"):
+        runs = attention_cache.llm_backends(device, prompt.ids, _on_wait=ui.wait_callback(st.empty()))
+    by = {r.backend: r for r in runs}
+    ref = by["sdpa"]
+    texts = dict(zip(ref.top_ids, llm_cache.token_texts(device, ref.top_ids), strict=True))
+    for r in runs:
+        missing = tuple(i for i in r.top_ids if i not in texts)
+        texts.update(zip(missing, llm_cache.token_texts(device, missing), strict=True))
+    st.caption(f"{len(prompt.ids):,} tokens, {str(lm.dtype).removeprefix('torch.')} on **{ui.escape(device)}**. Each backend's logits at "
+               "every position are compared with SDPA's.")
+    cols = st.columns(len(runs))
+    for col, r in zip(cols, runs, strict=True):
+        if r.ran:
+            col.metric(f"{r.backend}: max |Δ logit|", "reference" if r.backend == "sdpa" else f"{r.max_abs_dlogit:.1e}",
+                       delta=f"top-1 agrees at {ui.fmt_pct(r.top1_agree)} of positions", delta_color="off",
+                       delta_arrow="off")
+        else:
+            col.metric(f"{r.backend}: max |Δ logit|", "not run")
+    for r in runs:
+        if not r.ran:
+            st.warning(f"**{BACKEND_LABELS[r.backend]}**: {r.reason}", icon=":material/hourglass_disabled:")
+    ui.plot(top_tokens_figure(runs, texts), key="fa_llm_top")
+    st.dataframe(top_tokens_table(runs, texts), hide_index=True, width="stretch")
+    st.markdown("**What each backend holds for one layer's attention at this T** (beyond Q, K, V; output "
+                "included; the formula of the *Memory traffic* tab's table)")
+    st.dataframe(pd.DataFrame([{
+        "backend": BACKEND_LABELS[r.backend],
+        "attention bytes (one layer)": ui.fmt_bytes(r.attention_bytes, binary=True) if r.attention_bytes is not None
+        else "torch's choice at run time",
+        "ran": "✓" if r.ran else "✗", "max |Δ logit| vs SDPA": f"{r.max_abs_dlogit:.1e}" if r.ran else "—",
+        "top-1 agreement": ui.fmt_pct(r.top1_agree) if r.ran else "—"} for r in runs]),
+        hide_index=True, width="stretch")
+    st.caption("Naive attention holds the 9 × T × T scores and probabilities; the tiled reference one "
+               "64 × 64 tile per head (larger than T × T for a short prompt, far smaller for a long one); "
+               "our kernel only its output and one fp32 log-sum-exp per row. SDPA's memory depends on the "
+               "kernel PyTorch picks for these inputs.")
+
+
+def top_tokens_table(runs, texts: dict) -> pd.DataFrame:
+    """Rank by rank: each backend's next token and its probability, side by side."""
+    table = {"rank": list(range(1, 11))}
+    for r in runs:
+        if r.ran:
+            table[f"{r.backend} token"] = [ui.visible_whitespace(texts[i]) for i in r.top_ids]
+            table[f"{r.backend} p"] = [f"{p:.4f}" for p in r.top_probs]
+    return pd.DataFrame(table)
+
+
+def top_tokens_figure(runs, texts: dict) -> go.Figure:
+    """Each backend's 10 most likely next tokens, rank by rank (x labels: SDPA's tokens)."""
+    ref = next(r for r in runs if r.backend == "sdpa")
+    ranks = [f"{k + 1}. {ui.token_label(texts[i], 12)}" for k, i in enumerate(ref.top_ids)]
+    fig = go.Figure()
+    for r in runs:
+        if not r.ran:
+            continue
+        labels = [ui.token_label(texts[i], 16) for i in r.top_ids]
+        fig.add_bar(x=ranks[:len(r.top_ids)], y=list(r.top_probs), name=r.backend,
+                    marker_color=COLORS.get(r.backend), customdata=labels,
+                    hovertemplate="rank %{x}: " + r.backend + "'s token %{customdata}, p = %{y:.4f}<extra></extra>")
+    fig.update_layout(barmode="group")
+    return ui.style_figure(fig, x_title="rank of the next token (label: SDPA's token; hover: each backend's own)",
+                           y_title="probability of the next token", height=340)
+
+
+def llm_prefill_section() -> None:
+    on_gpu = info.kind == "cuda"
+    st.markdown(f"**Prefill time per backend** ({'bf16 on ' + ui.escape(info.name) if on_gpu else 'float32 on this CPU'}): "
+                "one forward over T held-out Wikipedia tokens, median of 3 after a warm-up.")
+    options = LLM_PREFILL_GPU if on_gpu else LLM_PREFILL_CPU
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    seqs = c1.multiselect("Prompt lengths T (tokens)", options, default=options if on_gpu else [64, 128],
+                          key="fa_llm_seqs")
+    backends = c2.multiselect("Backends", list(BACKENDS), default=list(BACKENDS), key="fa_llm_backends",
+                              format_func=lambda b: SHORT_LABELS.get(b, b))
+    if c3.button("Time prefill", key="fa_llm_time"):
+        st.session_state["fa_llm_timed"] = (tuple(sorted(seqs)), tuple(backends))
+    timed = st.session_state.get("fa_llm_timed")
+    if timed is None:
+        st.caption("Press **Time prefill** to measure" + ("." if on_gpu else
+                   " (CPU timings; our kernel is not timed under the interpreter, its speed there means nothing)."))
+        return
+    if not timed[0] or not timed[1]:
+        st.warning("Pick at least one length and one backend.", icon=":material/info:")
+        return
+    rows = ui.run_with_progress(attention_cache.llm_prefill, device, *timed)
+    df = pd.DataFrame(rows).reindex(columns=["backend", "tokens", "ms", "tok_s", "status"])
+    df[["ms", "tok_s"]] = df[["ms", "tok_s"]].astype(float)
+    ui.plot(prefill_figure(df), key="fa_llm_prefill")
+    st.dataframe(pd.DataFrame({
+        "backend": [BACKEND_LABELS[b] for b in df["backend"]], "T": df["tokens"],
+        "prefill": [ui.fmt_ms(x) if x == x else "—" for x in df["ms"]],
+        "tokens / s": [f"{x:,.0f}" if x == x else "—" for x in df["tok_s"]],
+        "status": df["status"]}), hide_index=True, width="stretch")
+    if not on_gpu:
+        st.caption("CPU timings on a machine others may share: they move with its load, so read them as one "
+                   "run's rough ordering. At these lengths attention is a small part of the forward pass; the "
+                   "backends pull apart at thousands of tokens, on a GPU.")
+
+
+def prefill_figure(df: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for backend, part in df[df["ms"].notna()].groupby("backend", sort=False):
+        fig.add_scatter(x=part["tokens"], y=part["ms"], mode="lines+markers", name=BACKEND_LABELS[backend],
+                        line_color=COLORS.get(backend),
+                        hovertemplate="T=%{x:,}: %{y:,.1f} ms<extra>" + backend + "</extra>")
+    tokens = sorted(set(df["tokens"]))
+    fig.update_xaxes(type="log", tickvals=tokens, ticktext=[f"{t:,}" for t in tokens])
+    fig.update_yaxes(type="log", dtick="D2", tickformat=",.0f")
+    return ui.style_figure(fig, x_title="prompt length T (tokens, log)", y_title="prefill time (ms, log)", height=340)
+
+
 with tab_tiles, ui.guard():
     tiling_section()
 with tab_io, ui.guard():
     io_section()
 with tab_time, ui.guard():
     timing_section()
+with tab_llm, ui.guard():
+    llm_section()
 with tab_gpu, ui.guard():
     gpu_section()
 
@@ -550,7 +720,12 @@ ui.page_footer(
     "**Timings.** Median of repeats after warm-up (triton.testing.do_bench on CUDA). TFLOP/s counts the "
     "two matmuls, 4·B·H·N²·D for the forward (half with a causal mask) and 2.5× that for the backward. "
     "The error column is the max |difference| to a float64 reference on head (0, 0): expect ~1e-6 in "
-    "fp32 and ~1e-2 in bf16, for every implementation alike.",
+    "fp32 and ~1e-2 in bf16, for every implementation alike.\n\n"
+    "**Inside SmolLM2.** The same pretrained weights, the same prompt, four attention backends. Max |Δ logit| "
+    "is the largest difference of any logit at any position from SDPA's; top-1 agreement the share of "
+    "positions whose most likely next token is the same. In float32 expect ~1e-5 (the sums run in a "
+    "different order); in bf16 (on a GPU) rounding is larger and the top tokens should still agree. The attention bytes are per layer and "
+    "freed before the next layer runs; they are what decides how long a prompt fits.",
     [
         ("Dao et al. 2022, FlashAttention, Sec. 3.1 (Algorithm 1) and Theorem 2 (IO complexity)",
          "https://arxiv.org/abs/2205.14135"),

@@ -10,11 +10,14 @@ import streamlit as st
 from app import cache, ui
 from app.cache import mla as mla_cache
 from core.configs import PRESETS
+from core.measure import llm_runs
 from core.models import mla
 
 DEFAULT_MODELS = ["deepseek-v3", "deepseek-v2", "llama-2-7b", "llama-3-8b", "qwen2.5-7b", "falcon-7b"]
 CACHE_DTYPES = {"bf16 / fp16 (2 B)": "bfloat16", "fp8 (1 B)": "float8_e4m3fn", "fp32 (4 B)": "float32"}
 H200_BYTES = 141e9
+KV_TOKENS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]   # SmolLM2 prefill lengths (capped per device)
+KV_DEFAULT = [32, 128, 512]
 TIMING_CFG = mla.MLAConfig(hidden=1024, heads=16, q_lora_rank=384, kv_lora_rank=256,
                            qk_nope_head_dim=64, qk_rope_head_dim=32, v_head_dim=64)
 
@@ -22,12 +25,13 @@ ui.page_header(
     "Multi-head latent attention",
     "DeepSeek-V2/V3 cache one **576-value latent per token per layer** instead of keys and values "
     "for 128 heads. Below: the cache of real model configs (computed, and checked against the bytes "
-    "that real attention modules allocate), and a live MLA layer whose *absorbed* inference form is "
-    "shown to give the same output as the plain one.",
+    "that real attention modules allocate), a real pretrained model's cache measured after T tokens, and "
+    "a live MLA layer whose *absorbed* inference form is shown to give the same output as the plain one.",
 )
 device = cache.device_name()
-tab_models, tab_layer, tab_check, tab_cost = st.tabs(
-    ["KV cache by model", "Inside one MLA layer", "Formula vs allocated bytes", "Decode cost"])
+tab_models, tab_measured, tab_layer, tab_check, tab_cost = st.tabs(
+    ["KV cache by model", "KV cache, measured (SmolLM2)", "Inside one MLA layer", "Formula vs allocated bytes",
+     "Decode cost"])
 
 
 # ---------------------------------------------------------------- KV cache by model
@@ -49,7 +53,7 @@ def kv_table(names: list[str], dtype_name: str, batch: int) -> pd.DataFrame:
 
 def kv_curve_figure(names: list[str], bpv: float, batch: int) -> go.Figure:
     contexts = [2**k for k in range(10, 21)]
-    df = pd.DataFrame(mla.kv_cache_curve(names, contexts, bytes_per_value=bpv, batch=batch))
+    df = pd.DataFrame(mla_cache.kv_curve(tuple(names), tuple(contexts), bpv, batch))
     fig = go.Figure()
     for model, part in df.groupby("model", sort=False):
         fig.add_scatter(x=part["context"], y=part["bytes"] / 2**30, name=f"{model}",
@@ -92,6 +96,81 @@ with tab_models, ui.guard():
             f"head) gets {ui.fmt_bytes(v3.naive_bytes_per_token, binary=True)}: "
             f"**{v3.naive_bytes_per_token / v3.formula_bytes_per_token:.0f}× too much**.",
             icon=":material/calculate:")
+
+
+# ---------------------------------------------------------------- KV cache measured on SmolLM2
+def kv_measured_section() -> None:
+    st.markdown(
+        "The first tab's table is arithmetic. Here a real pretrained model, **SmolLM2-135M** (30 layers, GQA: 9 query "
+        "heads share 3 KV heads of 64), prefills held-out Wikipedia text into a real KV cache "
+        "(`core.nn.KVCache`), and the bytes its tensors hold after T tokens are put next to the formula "
+        "(`core.memory.kv_cache_bytes_per_token`). Beside it: the same model if it cached K and V for all 9 "
+        "heads (MHA), and with an MLA-style latent (DeepSeek-V3's ratios at head size 64: a 256-value c_KV "
+        "and a 32-value RoPE key), and the published Llama-2-7B and DeepSeek-V3.")
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    cap = PRESETS["smollm2-135m"].max_seq if cache.device_info().kind == "cuda" else llm_runs.MAX_KV_TOKENS
+    lengths = c1.multiselect("Tokens T to prefill (each is a real forward pass)", [t for t in KV_TOKENS if t <= cap],
+                             default=KV_DEFAULT, key="mla_kv_tokens")
+    if c2.button("Measure the cache", key="mla_kv_run", type="primary"):
+        st.session_state["mla_kv_ran"] = tuple(sorted(lengths))
+    ran = st.session_state.get("mla_kv_ran")
+    if ran is None:
+        st.caption("Press the button to load SmolLM2 (a few seconds the first time) and prefill each length.")
+        return
+    if not ran:
+        st.warning("Pick at least one length.", icon=":material/info:")
+        return
+    if ran != tuple(sorted(lengths)):
+        st.caption("Lengths changed: press the button to measure them. Showing the last run.")
+    runs = ui.map_with_progress(mla_cache.llm_kv_cache, ran, device, text=lambda t: f"Prefilling {t:,} tokens …")
+    last = runs[-1]
+    c = st.columns(3)
+    c[0].metric(f"Measured cache after {last.tokens:,} tokens", ui.fmt_bytes(last.measured_bytes, binary=True))
+    c[1].metric("Formula: kv_cache_bytes_per_token × T", ui.fmt_bytes(last.predicted_bytes, binary=True),
+                delta="equal at every T" if all(m.measured_bytes == m.predicted_bytes for m in runs) else "differs",
+                delta_color="off", delta_arrow="off")
+    per_token = {r["name"]: ui.fmt_bytes(r["bytes_per_token"], binary=True) for r in last.rows}
+    c[2].metric("SmolLM2 per token (all 30 layers)", per_token["This model (GQA)"],
+                delta=f"Llama-2-7B {per_token['Llama-2-7B (MHA)']} · DeepSeek-V3 {per_token['DeepSeek-V3 (MLA)']}",
+                delta_color="off", delta_arrow="off")
+    ui.plot(kv_measured_figure(runs), key="mla_kv_measured")
+    st.dataframe(kv_measured_table(last), hide_index=True, width="stretch")
+    st.caption(f"Cache values in {last.dtype} (the model's dtype on {device}). *Measured*: the nbytes of the "
+               "K and V tensors the cache holds for the T tokens; *allocated*: its chunked buffers "
+               f"({ui.fmt_bytes(last.allocated_bytes, binary=True)} at T = {last.tokens:,}). The other rows are the "
+               "formula at the same element size: they are other models, or this one rebuilt, not run here.")
+
+
+def kv_measured_figure(runs) -> go.Figure:
+    tokens = [m.tokens for m in runs]
+    fig = go.Figure()
+    for k, row in enumerate(runs[0].rows):
+        name = row["name"]
+        fig.add_scatter(x=tokens, y=[m.rows[k]["bytes"] / 2**20 for m in runs], mode="lines", name=f"{name} (formula)",
+                        line={"color": ui.PALETTE[k], "dash": "solid" if k == 0 else "dot"},
+                        hovertemplate="T=%{x:,}: %{y:,.2f} MiB<extra>" + name + "</extra>")
+    fig.add_scatter(x=tokens, y=[m.measured_bytes / 2**20 for m in runs], mode="markers", name="SmolLM2 measured",
+                    marker={"color": ui.PALETTE[0], "size": 12, "symbol": "circle-open", "line": {"width": 3}},
+                    hovertemplate="T=%{x:,}: %{y:,.2f} MiB measured<extra>real KV cache</extra>")
+    fig.update_xaxes(type="log", tickvals=tokens, ticktext=[f"{t:,}" for t in tokens])
+    fig.update_yaxes(type="log", dtick=1)
+    return ui.style_figure(fig, x_title="tokens in the cache T (log)", y_title="KV cache, all layers (MiB, log)",
+                           height=420)
+
+
+def kv_measured_table(m) -> pd.DataFrame:
+    base = m.rows[0]["bytes_per_token"]
+    return pd.DataFrame([{
+        "Model": r["name"], "Attention": r["kind"], "Layers": r["layers"],
+        "Values / token / layer": r["values_per_token_layer"],
+        "Per token": ui.fmt_bytes(r["bytes_per_token"], binary=True),
+        f"At T = {m.tokens:,}": ui.fmt_bytes(r["bytes"], binary=True),
+        "Measured": ui.fmt_bytes(m.measured_bytes, binary=True) if k == 0 else "—",
+        "× SmolLM2": f"{r['bytes_per_token'] / base:.2f}×"} for k, r in enumerate(m.rows)])
+
+
+with tab_measured, ui.guard():
+    kv_measured_section()
 
 
 # ---------------------------------------------------------------- one live MLA layer
@@ -144,7 +223,7 @@ def show_comparison(cfg: mla.MLAConfig, r) -> None:
     c[3].metric("Cache per token per layer", ui.fmt_bytes(r.latent_bytes_per_token),
                 delta=f"vs {ui.fmt_bytes(r.decompressed_bytes_per_token)} for full K/V",
                 delta_color="off", delta_arrow="off")
-    params = mla.mla_param_count(cfg)
+    params = mla_cache.param_count(cfg)
     st.caption(f"{params['total']:,} attention weights (query {params['query']:,}, KV down "
                f"{params['kv_down']:,}, KV up {params['kv_up']:,}, output {params['output']:,}). "
                f"Cache bytes are the nbytes of the tensors the module allocates, in {r.cache_dtype}.")
@@ -161,7 +240,7 @@ def probs_figure(probs: np.ndarray) -> go.Figure:
 with tab_layer:
     with ui.guard():
         cfg, seq, seed = layer_inputs()
-        mla.validate_mla_config(cfg)
+        mla_cache.check_config(cfg)
         st.graphviz_chart(mla_graph(cfg), width="stretch")
         r = mla_cache.compare_forms(cfg, seq, 1, seed, device, "bfloat16")
         show_comparison(cfg, r)
@@ -189,7 +268,7 @@ with tab_check, ui.guard():
     rows = []
     for name in mla.SMALL_CHANGES:
         run = mla_cache.small_run(name, dtype_name, device)
-        cfg_small = mla.small_config(name)
+        cfg_small = mla_cache.small_config(name)
         rows.append({
             "Kind (as in)": f"{run.check.kind.upper()} ({PRESETS[name].name})",
             "KV heads / latent": (f"latent {cfg_small.kv_lora_rank} + rope {cfg_small.qk_rope_head_dim}"
@@ -209,7 +288,7 @@ def cost_figure(cfg: mla.MLAConfig, what: str, bpv: float) -> go.Figure:
     contexts = [2**k for k in range(8, 18)]
     fig = go.Figure()
     for mode in mla.DECODE_MODES:
-        ys = [mla.decode_cost(cfg, s, bpv)[mode][what] for s in contexts]
+        ys = [mla_cache.decode_cost(cfg, s, bpv)[mode][what] for s in contexts]
         fig.add_scatter(x=contexts, y=ys, name=mode, mode="lines+markers",
                         hovertemplate="%{x:,} tokens: %{y:.3s}<extra>" + mode + "</extra>")
     fig.update_xaxes(type="log", tickvals=contexts[::2], ticktext=[f"{c:,}" for c in contexts[::2]])
@@ -222,7 +301,7 @@ def cost_figure(cfg: mla.MLAConfig, what: str, bpv: float) -> go.Figure:
 def show_timing(cfg: mla.MLAConfig, context: int, dtype_name: str) -> None:
     timings = ui.run_with_progress(mla_cache.decode_timing, cfg, context, device, dtype_name)
     bpv = 4 if dtype_name == "float32" else 2
-    cost = mla.decode_cost(cfg, context, bpv)
+    cost = mla_cache.decode_cost(cfg, context, bpv)
     rows = [{"Form": mode, "Median (ms)": round(t.median_ms, 3),
              "FLOPs (analytic)": ui.fmt_count(cost[mode]["flops"]),
              "Cache read": ui.fmt_bytes(cost[mode]["cache_bytes_read"], binary=True),
@@ -248,7 +327,7 @@ with tab_cost, ui.guard():
     st.caption("Plain and absorbed read the same cached latent, so their byte lines coincide; they "
                "differ in compute (left). bf16 cache, one layer, batch 1.")
     st.subheader("Measured on this device")
-    st.caption(f"A scaled-down live MLA layer ({mla.mla_param_count(TIMING_CFG)['total']:,} weights: "
+    st.caption(f"A scaled-down live MLA layer ({mla_cache.param_count(TIMING_CFG)['total']:,} weights: "
                f"d = {TIMING_CFG.hidden}, {TIMING_CFG.heads} heads, d_c = {TIMING_CFG.kv_lora_rank}, "
                f"d_h^R = {TIMING_CFG.qk_rope_head_dim}; DeepSeek-V3: 7168, 128, 512, 64), caches filled "
                "with random values.")
@@ -266,6 +345,10 @@ ui.page_footer(
     "for every head, GQA for each KV group, MQA for one head, MLA one latent c_KV plus one RoPE key "
     "(DeepSeek-V2 Table 1: (d_c + d_h^R) = 4.5 d_h values, about GQA with 2.25 groups). The dashed "
     "line is the memory of one GPU: the cache alone must fit beside the weights.\n"
+    "- **KV cache, measured**: SmolLM2-135M's real cache after T tokens (circles) sits on its formula line; "
+    "the dotted lines are what the same tokens would cost as MHA, with MLA latents, and in Llama-2-7B and "
+    "DeepSeek-V3. GQA with 3 of 9 heads caches a third of MHA; the latent here (288 values) is 3/4 of GQA's "
+    "384, because SmolLM2 already shares its K and V heads.\n"
     "- **Inside one MLA layer**: a seeded layer is run in float64 in both forms; differences of order "
     "1e-16 are rounding, so the absorbed form is the same function. fp32 errors are compared with the "
     "float64 reference. The cached decode shows the cache really holds only [c_KV, k^R].\n"

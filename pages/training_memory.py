@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from app import cache, ui
 from app.cache import training_memory as training_memory_cache
 from core import fp8
 from core import memory as mem
 from core.configs import PRESETS
-from core.measure import activations as ms
-from core.measure import zero
+from core.measure import activations, llm_runs, zero
 
 GIB = mem.GIB
 PART_LABELS = {"params": "Parameters", "grads": "Gradients", "optimizer": "Optimizer states",
@@ -42,8 +43,10 @@ ui.page_header(
     "Training memory",
     "What one GPU holds while a model trains — **parameters, gradients, optimizer states, "
     "activations, KV cache** — from the ZeRO and Megatron papers' formulas, for real model "
-    "configs. Then the **Measure it** tab runs a real transformer and real `torch.distributed` "
-    "workers on this machine and puts the bytes they actually keep beside the prediction.",
+    "configs. Then the **Measure it** tab runs a real transformer, real `torch.distributed` "
+    "workers and a real pretrained LLM (SmolLM2-135M, fine-tuned for a few steps) on this machine and "
+    "puts the bytes they actually keep beside the prediction; the **FP8** tab measures what FP8 weights "
+    "do to that LLM's perplexity.",
 )
 device = cache.device_name()
 
@@ -53,7 +56,7 @@ def init_state() -> list[str]:
     """Fill missing widget values from the URL (validated in core); returns the URL's problems."""
     items = tuple(sorted((str(k), str(v)) for k, v in st.query_params.to_dict().items()))
     plan, problems = training_memory_cache.plan_from_query(items)
-    for field in mem.plan_fields():
+    for field in training_memory_cache.plan_fields():
         st.session_state.setdefault(f"tm_{field}", getattr(plan, field))
     return problems
 
@@ -90,14 +93,12 @@ def plan_widgets() -> mem.TrainingPlan:
                 ("heads", "Heads", mem.MAX_HEADS), ("kv_heads", "KV heads", mem.MAX_HEADS),
                 ("ffn", "MLP width", mem.MAX_FFN), ("vocab", "Vocabulary", mem.MAX_VOCAB)), strict=True):
             col.number_input(label, 1, hi, step=1, key=f"tm_{field}")
-    return mem.TrainingPlan(**{f: st.session_state[f"tm_{f}"] for f in mem.plan_fields()})
+    return mem.TrainingPlan(**{f: st.session_state[f"tm_{f}"] for f in training_memory_cache.plan_fields()})
 
 
 # ---------------------------------------------------------------- per GPU
 def stage_figure(plan: mem.TrainingPlan) -> go.Figure:
     """One stacked bar per ZeRO stage at this N, against common GPU capacities."""
-    from dataclasses import replace
-
     results = [training_memory_cache.plan_memory(replace(plan, zero_stage=s)) for s in mem.ZERO_STAGES]
     names = [f"ZeRO-{s}" + (" (yours)" if s == plan.zero_stage else "") for s in mem.ZERO_STAGES]
     fig = go.Figure()
@@ -168,7 +169,7 @@ def render_per_gpu(plan: mem.TrainingPlan, result: dict) -> None:
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"GiB": st.column_config.NumberColumn(format="%.3f"),
                                 "GB": st.column_config.NumberColumn(format="%.3f")})
-    doc = {"plan": mem.plan_to_query(plan), "model": result["model"], "n_params": result["n_params"],
+    doc = {"plan": training_memory_cache.plan_query(plan), "model": result["model"], "n_params": result["n_params"],
            "breakdown_bytes": {r["part"]: r["bytes"] for r in rows}}
     c = st.columns(2)
     c[0].download_button("Download CSV", pd.DataFrame(rows).to_csv(index=False), "training_memory.csv",
@@ -218,14 +219,15 @@ def seq_figure(plan: mem.TrainingPlan) -> go.Figure:
 
 # ---------------------------------------------------------------- checkpointing diagram
 def checkpoint_figure(layers: int, strategy: str) -> go.Figure:
-    layout = training_memory_cache.checkpoint_layout(layers, strategy)
+    graph = training_memory_cache.checkpoint_graph(training_memory_cache.checkpoint_plan(layers, strategy))
+    node_rows, edges = ui.graph_points(graph, ("role", "row", "layer"))
     xs, ys = [], []
-    for (x0, y0), (x1, y1) in layout["edges"]:
+    for (x0, y0), (x1, y1) in edges:
         xs += [x0, x1, None]
         ys += [y0, y1, None]
     fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#ADB5BD", "width": 1},
                                hoverinfo="skip", showlegend=False))
-    nodes = pd.DataFrame(layout["nodes"], columns=["id", "x", "y", "role", "row", "layer"])
+    nodes = pd.DataFrame(node_rows, columns=["id", "x", "y", "role", "row", "layer"])
     for role, part in nodes.groupby("role", sort=False):
         label, color, symbol = ROLE_STYLE[role]
         fig.add_scatter(x=part["x"], y=part["y"], mode="markers", name=label,
@@ -264,27 +266,27 @@ def render_checkpointing(plan: mem.TrainingPlan, result: dict) -> None:
 
 
 # ---------------------------------------------------------------- measure: activations
-def measure_widgets() -> tuple[ms.TinyGPTConfig, str]:
-    d = ms.TinyGPTConfig()
+def measure_widgets() -> tuple[activations.TinyGPTConfig, str]:
+    d = activations.TinyGPTConfig()
     c = st.columns(5)
-    hidden = c[0].number_input("Hidden h", 8, ms.MAX_HIDDEN, d.hidden, step=64, key="tm_m_hidden")
-    heads = c[1].number_input("Heads a", 1, ms.MAX_HEADS, d.heads, key="tm_m_heads")
-    layers = c[2].number_input("Layers L", 1, ms.MAX_LAYERS, d.layers, key="tm_m_layers")
-    seq = c[3].number_input("Sequence s", 1, ms.MAX_SEQ, d.seq, step=64, key="tm_m_seq")
-    batch = c[4].number_input("Batch b", 1, ms.MAX_BATCH, d.batch, key="tm_m_batch")
+    hidden = c[0].number_input("Hidden h", 8, activations.MAX_HIDDEN, d.hidden, step=64, key="tm_m_hidden")
+    heads = c[1].number_input("Heads a", 1, activations.MAX_HEADS, d.heads, key="tm_m_heads")
+    layers = c[2].number_input("Layers L", 1, activations.MAX_LAYERS, d.layers, key="tm_m_layers")
+    seq = c[3].number_input("Sequence s", 1, activations.MAX_SEQ, d.seq, step=64, key="tm_m_seq")
+    batch = c[4].number_input("Batch b", 1, activations.MAX_BATCH, d.batch, key="tm_m_batch")
     c = st.columns(4)
     dropout = c[0].number_input("Dropout", 0.0, 0.9, d.dropout, step=0.05, key="tm_m_dropout")
-    attention = c[1].selectbox("Attention", ms.ATTENTION_KINDS, key="tm_m_attention",
+    attention = c[1].selectbox("Attention", activations.ATTENTION_KINDS, key="tm_m_attention",
                                format_func={"eager": "explicit softmax (paper)", "sdpa": "fused SDPA"}.get)
-    dtype = c[2].selectbox("dtype", ms.DTYPES, index=ms.DTYPES.index("bfloat16"), key="tm_m_dtype")
-    ckpt = c[3].selectbox("Checkpointing", ms.CHECKPOINT_MODES, key="tm_m_ckpt",
+    dtype = c[2].selectbox("dtype", activations.DTYPES, index=activations.DTYPES.index("bfloat16"), key="tm_m_dtype")
+    ckpt = c[3].selectbox("Checkpointing", activations.CHECKPOINT_MODES, key="tm_m_ckpt",
                           format_func={"none": "none", "full": "every layer", "sqrt": "√n segments"}.get)
-    cfg = ms.TinyGPTConfig(hidden=int(hidden), heads=int(heads), layers=int(layers), seq=int(seq),
+    cfg = activations.TinyGPTConfig(hidden=int(hidden), heads=int(heads), layers=int(layers), seq=int(seq),
                            batch=int(batch), dropout=float(dropout), attention=attention, dtype=dtype)
     return cfg, ckpt
 
 
-def render_measurement(m: ms.ActivationMeasurement) -> None:
+def render_measurement(m: activations.ActivationMeasurement) -> None:
     c = st.columns(4)
     c[0].metric("Measured: saved for backward", ui.fmt_bytes(m.measured_bytes, binary=True))
     c[1].metric("Paper formula (16-bit)", ui.fmt_bytes(m.predicted_paper, binary=True))
@@ -342,7 +344,7 @@ def zero_widgets() -> zero.ZeroRunConfig:
     dev = c[1].selectbox("Ranks on", devices, key="tm_z_device",
                          format_func={"cpu": "CPU (gloo)", "cuda": "GPUs (NCCL)"}.get)
     limit = c[2].number_input("Time limit (s)", 5, int(zero.MAX_TIME_LIMIT_S), 180, key="tm_z_limit")
-    model = ms.TinyGPTConfig(vocab=512, hidden=int(hidden), heads=4, layers=int(layers), seq=64,
+    model = activations.TinyGPTConfig(vocab=512, hidden=int(hidden), heads=4, layers=int(layers), seq=64,
                              batch=2, dropout=0.0)
     return zero.ZeroRunConfig(world_size=int(world), strategies=tuple(strategies), model=model,
                             steps=int(steps), device=dev, time_limit_s=float(limit))
@@ -350,8 +352,6 @@ def zero_widgets() -> zero.ZeroRunConfig:
 
 def zero_figure(summary: list[dict]) -> go.Figure:
     """Predicted (light) vs measured (solid) bytes per rank: one panel per model state."""
-    from plotly.subplots import make_subplots
-
     parts = ("params", "grads", "optimizer")
     fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("parameters", "gradients", "optimizer states"))
@@ -430,7 +430,7 @@ def fp8_source() -> tuple[str, tuple]:
 
 
 def fp8_figures(results: list, fmt: str) -> tuple[go.Figure, go.Figure]:
-    limits = fp8.format_limits(fmt)
+    limits = training_memory_cache.format_limits(fmt)
     hist, err = go.Figure(), go.Figure()
     for i, r in enumerate(results):
         label, color = fp8.SCHEME_LABELS[r.scheme], ui.PALETTE[i]
@@ -460,7 +460,7 @@ def render_fp8() -> None:
         bar.caption("Loading all-MiniLM-L6-v2 (first time only)…")
     shape, results = training_memory_cache.fp8_analysis(source, fmt, params, device)
     bar.empty()
-    st.caption(f"Tensor of shape {shape[0]:,} × {shape[1]:,}; scales are online amax / {fp8.format_limits(fmt)['max']:g}.")
+    st.caption(f"Tensor of shape {shape[0]:,} × {shape[1]:,}; scales are online amax / {training_memory_cache.format_limits(fmt)['max']:g}.")
     st.dataframe(pd.DataFrame([{
         "scaling": fp8.SCHEME_LABELS[r.scheme], "relative error (‖x−x̂‖/‖x‖)": r.stats["rel_error"],
         "SNR (dB)": r.stats["snr_db"], "non-zeros flushed to 0": r.stats["flushed_to_zero"],
@@ -472,7 +472,292 @@ def render_fp8() -> None:
     hist, err = fp8_figures(results, fmt)
     ui.plot(hist, key="tm_fig_fp8_hist")
     ui.plot(err, key="tm_fig_fp8_err")
-    st.dataframe(pd.DataFrame(fp8.finfo_table()), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(training_memory_cache.finfo_table()), hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------- SmolLM2, measured
+SMOLLM2 = PRESETS["smollm2-135m"]
+ON_CUDA = device.startswith("cuda")
+RUN_NAMES = {False: "every activation stored", True: "checkpointed per block"}
+SAVED_LABELS = {False: "Saved, all stored", True: "Saved, checkpointed"}
+
+
+def llm_recorded() -> list[dict]:
+    """Recorded bench/memory runs that hold a SmolLM2 measurement (newest first)."""
+    docs = [d for d in cache.recorded("memory") if isinstance(d.get("smollm2"), dict) and d["smollm2"].get("ok")]
+    return sorted(docs, key=lambda d: str(d.get("meta", {}).get("date", "")), reverse=True)
+
+
+def mib(n: float | None) -> str:
+    return ui.fmt_bytes(n, binary=True)
+
+
+# ---- KV cache on the real model (the calculator's KV-cache part)
+def render_llm_kv() -> None:
+    st.markdown("**The KV-cache formula on a real model.** SmolLM2-135M prefills held-out Wikipedia tokens "
+                "into a real KV cache (`core.nn.KVCache`); the bytes its tensors hold are put next to "
+                "`kv_cache_bytes_per_token` × T, the formula behind the KV-cache row above.")
+    c = st.columns([1, 1, 2], vertical_alignment="bottom")
+    cap = SMOLLM2.max_seq if ON_CUDA else llm_runs.MAX_KV_TOKENS
+    tokens = c[0].number_input("Tokens T in the cache", 1, cap, 256, step=128, key="tm_kv_tokens")
+    if c[1].button("Measure the KV cache", key="tm_kv_run"):
+        st.session_state["tm_kv_ran"] = int(tokens)
+    ran = st.session_state.get("tm_kv_ran")
+    if ran is None:
+        st.caption("Press the button to load SmolLM2 (a few seconds the first time) and prefill T tokens.")
+        return
+    with st.spinner(f"Prefilling {ran:,} tokens …"):
+        m = training_memory_cache.llm_kv_cache(device, ran, _on_wait=ui.wait_callback(st.empty()))
+    c = st.columns(3)
+    c[0].metric(f"Measured: cache tensors after {m.tokens:,} tokens", mib(m.measured_bytes))
+    c[1].metric("Formula: kv_cache_bytes_per_token × T", mib(m.predicted_bytes),
+                delta="equal" if m.measured_bytes == m.predicted_bytes else
+                f"measured {m.measured_bytes - m.predicted_bytes:+,} B", delta_color="off", delta_arrow="off")
+    c[2].metric("Allocated (the cache grows in chunks)", mib(m.allocated_bytes))
+    st.dataframe(kv_rows_table(m), hide_index=True, width="stretch")
+    st.caption(f"{m.dtype} cache values. SmolLM2 is GQA: 9 query heads share 3 KV heads of 64, so a token "
+               "leaves 2 × 3 × 64 values per layer. *As MHA*: the same model with 9 KV heads; *MLA latents*: "
+               "DeepSeek-V3's ratios at this head size (a 256-value latent + a 32-value RoPE key). "
+               "Llama-2-7B and DeepSeek-V3 are their published configs at the same element size.")
+
+
+def kv_rows_table(m) -> pd.DataFrame:
+    base = m.rows[0]["bytes_per_token"]
+    return pd.DataFrame([{
+        "model": r["name"], "attention": r["kind"], "layers": r["layers"],
+        "values / token / layer": r["values_per_token_layer"], "bytes / token": ui.fmt_bytes(r["bytes_per_token"], binary=True),
+        f"at T = {m.tokens:,}": mib(r["bytes"]), "× SmolLM2": f"{r['bytes_per_token'] / base:.2f}×"} for r in m.rows])
+
+
+# ---- fine-tuning the real model (Measure it)
+def llm_finetune_widgets() -> llm_runs.FinetuneConfig:
+    cap = llm_runs.MAX_FINETUNE_SEQ_CUDA if ON_CUDA else llm_runs.MAX_FINETUNE_SEQ_CPU
+    d = llm_runs.FinetuneConfig()
+    c = st.columns(4)
+    seq = c[0].number_input("Sequence length (tokens)", 8, cap, 64, step=32, key="tm_l_seq",
+                            help=f"At most {cap:,} here. 64 tokens: about a minute on 2 CPU cores.")
+    batch = c[1].number_input("Batch (sequences)", 1, 8, d.batch, key="tm_l_batch")
+    steps = c[2].number_input("AdamW steps per run", 3, llm_runs.MAX_FINETUNE_STEPS, d.steps, key="tm_l_steps",
+                              help="Step 1 allocates gradients and AdamW's states, step 2 is measured "
+                                   "(saved tensors, peak), steps 3 on are timed.")
+    backend = c[3].selectbox("Attention", ("sdpa", "naive"), key="tm_l_backend",
+                             format_func={"sdpa": "SDPA (flash-style: no s × s saved)",
+                                          "naive": "naive (saves the s × s probabilities)"}.get)
+    return llm_runs.FinetuneConfig(seq=int(seq), batch=int(batch), steps=int(steps), backend=backend)
+
+
+def render_llm_finetune() -> None:
+    cfg = llm_finetune_widgets()
+    if st.button("Fine-tune SmolLM2 (stored, then checkpointed)", key="tm_l_run", type="primary"):
+        st.session_state["tm_l_cfg"] = cfg
+    ran = st.session_state.get("tm_l_cfg")
+    if ran is None:
+        st.caption("Press the button to run the steps twice on a copy of the weights: once storing every "
+                   "activation, once with torch.utils.checkpoint around each of the 30 blocks.")
+    else:
+        if ran != cfg:
+            st.caption("Settings changed: press the button to measure them. Showing the last run.")
+        with ui.guard():
+            full, ckpt = ui.run_with_progress(training_memory_cache.llm_finetune, device, ran)
+            show_llm_finetune(ran, full, ckpt)
+    with ui.guard():
+        render_llm_recorded_finetune(expanded=ran is None)
+
+
+def show_llm_finetune(cfg: llm_runs.FinetuneConfig, full, ckpt) -> None:
+    c = st.columns(4)
+    for col, r in zip(c[:2], (full, ckpt), strict=True):
+        col.metric(SAVED_LABELS[r.checkpoint], mib(r.saved_bytes),
+                   delta=f"calculator {mib(r.predicted_bytes)} ({r.saved_bytes / r.predicted_bytes - 1:+.1%})",
+                   delta_color="off", delta_arrow="off", help=f"Saved for backward, {RUN_NAMES[r.checkpoint]}.")
+    c[2].metric("Recompute cost", f"{ckpt.step_ms / full.step_ms - 1:+.0%}",
+                delta=f"time per step {ui.fmt_ms(full.step_ms)} → {ui.fmt_ms(ckpt.step_ms)}", delta_color="off",
+                delta_arrow="off",
+                help="Measured: median time per step with checkpointing over without. One extra forward is about "
+                     "a third of a forward + backward by FLOPs; what a machine really pays depends on it.")
+    c[3].metric("Peak, forward + backward", mib(full.peak_bytes),
+                delta=f"checkpointed {mib(ckpt.peak_bytes)}", delta_color="off", delta_arrow="off",
+                help=f"{full.peak_kind}, above what was allocated before the step.")
+    ui.plot(finetune_figure(full, ckpt), key="tm_fig_llm_ft")
+    st.dataframe(finetune_table(full, ckpt), hide_index=True, width="stretch")
+    if ckpt.peak_bytes >= 0.99 * full.peak_bytes:
+        st.caption(f"Why checkpointing did not lower the peak here: at this length the peak comes at the very end "
+                   f"of backward, after the activations are gone, when every gradient exists "
+                   f"({mib(full.gradient_bytes)}) and the tied {SMOLLM2.vocab_size:,} × {SMOLLM2.hidden} embedding's "
+                   "two gradients (from the output head and from the input lookup) are added into one, two more "
+                   "table-sized tensors for a moment. Checkpointing lowers the peak once the activations, not the "
+                   "gradients, set it: longer sequences, larger batches.")
+    st.caption(f"SmolLM2-135M, AdamW (lr {cfg.lr:g}), {cfg.batch} × {cfg.seq:,} held-out Wikipedia tokens, "
+               f"{cfg.steps} steps per run, {cfg.backend} attention. Saved: every tensor autograd keeps for "
+               "backward (saved_tensors_hooks, each storage once). Calculator: core.memory."
+               "llama_training_activations for this exact config (SwiGLU, GQA, RMSNorm, no dropout, tied "
+               "embeddings). Peak: above what was allocated before the step (weights, gradients of the last "
+               "step are freed), activations and gradients together. Step times on a shared machine are noisy: "
+               "the recompute cost is one measurement, not a constant.")
+    with st.expander("The calculator's terms for this config, and what this implementation saves beyond them"):
+        st.caption(f"{SMOLLM2.layers} × one block's terms + the head's terms = the calculator's "
+                   f"{mib(full.predicted_bytes)} (every activation stored); checkpointed, each block keeps only "
+                   f"its input: {mib(ckpt.predicted_bytes)}.")
+        terms = pd.DataFrame(training_memory_cache.llm_activation_terms(device, cfg))
+        st.dataframe(terms.assign(MiB=terms["bytes"] / 2**20), hide_index=True, width="stretch",
+                     column_config={"MiB": st.column_config.NumberColumn(format="%.3f"),
+                                    "bytes": st.column_config.NumberColumn(format="%d")})
+        for r in (full, ckpt):
+            show_extras(r)
+    with st.expander(f"The {len(full.top_saved)} largest saved tensors ({RUN_NAMES[False]})"):
+        st.dataframe(pd.DataFrame([{"made by": t.producer, "shape": str(t.shape), "dtype": t.dtype,
+                                    "MiB": t.nbytes / 2**20, "category": t.category} for t in full.top_saved]),
+                     hide_index=True, width="stretch")
+
+
+def show_extras(r) -> None:
+    left = r.saved_bytes - r.explained_bytes
+    st.markdown(f"**{RUN_NAMES[r.checkpoint].capitalize()}**: measured − calculator = "
+                f"{r.saved_bytes - r.predicted_bytes:+,.0f} B, of which these terms explain "
+                f"{r.explained_bytes - r.predicted_bytes:+,.0f} B "
+                + ("(all of it)." if left == 0 else f"({left:+,.0f} B left unexplained)."))
+    st.dataframe(pd.DataFrame([{"what the formula leaves out": what, "bytes": b, "MiB": b / 2**20}
+                               for what, b in r.extras]), hide_index=True, width="stretch",
+                 column_config={"MiB": st.column_config.NumberColumn(format="%.3f"),
+                                "bytes": st.column_config.NumberColumn(format="%d")})
+
+
+def finetune_figure(full, ckpt) -> go.Figure:
+    fig = go.Figure()
+    names = [RUN_NAMES[r.checkpoint] for r in (full, ckpt)]
+    for label, attr, color in (("measured: saved for backward", "saved_bytes", ui.PALETTE[0]),
+                               ("calculator", "predicted_bytes", ui.PALETTE[8]),
+                               ("calculator + implementation terms", "explained_bytes", ui.PALETTE[2]),
+                               ("measured peak, forward + backward", "peak_bytes", ui.PALETTE[1]),
+                               ("predicted peak (activations + gradients)", "predicted_peak", ui.PALETTE[5])):
+        fig.add_bar(x=names, y=[getattr(r, attr) / 2**20 for r in (full, ckpt)], name=label, marker_color=color,
+                    hovertemplate="%{x}: %{y:,.1f} MiB<extra>" + label + "</extra>")
+    fig.update_layout(barmode="group")
+    return ui.style_figure(fig, x_title="fine-tuning run", y_title="MiB", height=360)
+
+
+def finetune_table(full, ckpt) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "run": RUN_NAMES[r.checkpoint], "saved for backward": mib(r.saved_bytes), "calculator": mib(r.predicted_bytes),
+        "measured vs calculator": f"{r.saved_bytes / r.predicted_bytes - 1:+.1%}",
+        "calculator + extras": mib(r.explained_bytes), f"peak ({r.peak_kind})": mib(r.peak_bytes),
+        "predicted peak": mib(r.predicted_peak), "gradients": mib(r.gradient_bytes),
+        "AdamW update peak": mib(r.update_peak_bytes), "time per step": ui.fmt_ms(r.step_ms),
+        "losses": " → ".join(f"{x:.3f}" for x in r.losses)} for r in (full, ckpt)])
+
+
+def render_llm_recorded_finetune(expanded: bool) -> None:
+    docs = llm_recorded()
+    if not docs:
+        st.caption("No recorded SmolLM2 fine-tuning run yet (`python -m bench.memory` records one).")
+        return
+    for doc in docs:
+        meta, llm = doc.get("meta", {}), doc["smollm2"]
+        with st.expander(f"Recorded: SmolLM2 fine-tuning on {meta.get('device', {}).get('name', 'unknown device')}",
+                         expanded=expanded):
+            st.caption(ui.recorded_caption(meta) + f" {llm.get('dtype', '')} weights.")
+            runs = [r for r in llm.get("finetune", []) if isinstance(r, dict)]
+            stored = {r.get("seq"): r for r in runs if not r.get("checkpoint")}
+            st.dataframe(pd.DataFrame([{
+                "seq": r.get("seq"), "run": RUN_NAMES[bool(r.get("checkpoint"))],
+                "saved (MiB)": r.get("saved_MiB"), "calculator (MiB)": r.get("predicted_MiB"),
+                "vs calculator": r.get("diff_vs_predicted"), "explained (MiB)": r.get("explained_MiB"),
+                "peak (MiB)": r.get("peak_MiB"), "time per step": ui.fmt_ms(r.get("step_ms")),
+                "recompute cost": recompute_cost(r, stored.get(r.get("seq")))} for r in runs]),
+                hide_index=True, width="stretch",
+                column_config={k: st.column_config.NumberColumn(format="%.1f") for k in
+                               ("saved (MiB)", "calculator (MiB)", "explained (MiB)", "peak (MiB)")}
+                | {"vs calculator": st.column_config.NumberColumn(format="percent")})
+
+
+def recompute_cost(run: dict, stored: dict | None) -> str:
+    if not run.get("checkpoint") or not stored or not stored.get("step_ms") or not run.get("step_ms"):
+        return "—"
+    return f"{run['step_ms'] / stored['step_ms'] - 1:+.0%}"
+
+
+# ---- FP8 on the real model (FP8 tab)
+def render_llm_fp8() -> None:
+    st.subheader("What FP8 does to a real model")
+    st.markdown("SmolLM2-135M's 210 linear weights (q, k, v, o, gate, up, down of 30 blocks) are quantized to "
+                "FP8 and back, and the model's perplexity is measured on held-out Wikipedia text (the last "
+                "10 % of the atlas's sample). Embeddings, norms and the tied head keep the file's precision, "
+                "as DeepSeek-V3 keeps its embedding and head in BF16.")
+    st.info("**The baseline is the file's Q4_1 weights**, not SmolLM2's original bf16 weights, which this "
+            "offline atlas does not have: the GGUF file stores all 210 linear weights in Q4_1 (blocks of 32 "
+            "4-bit values with a scale and a minimum; the embedding in Q8_0), dequantized here. Each FP8 recipe "
+            "re-quantizes those already-rounded values, so its error comes on top of Q4_1's.",
+            icon=":material/info:")
+    c = st.columns([3, 1, 1], vertical_alignment="bottom")
+    recipes = c[0].multiselect("Recipes", list(llm_runs.FP8_RECIPES), default=list(llm_runs.FP8_RECIPES),
+                               format_func=lambda k: llm_runs.FP8_RECIPES[k][0], key="tm_l8_recipes")
+    tokens = c[1].number_input("Held-out tokens", 64, llm_runs.MAX_EVAL_TOKENS, 256, step=64, key="tm_l8_tokens",
+                               help="More tokens: a steadier perplexity, a longer run (each recipe copies and "
+                                    "quantizes the model, then reads the tokens in windows of 512).")
+    if c[2].button("Measure perplexity", key="tm_l8_run", type="primary"):
+        st.session_state["tm_l8_ran"] = (tuple(recipes), int(tokens))
+    ran = st.session_state.get("tm_l8_ran")
+    if ran is not None and not ran[0]:
+        st.warning("Pick at least one recipe.", icon=":material/info:")
+    elif ran is not None:
+        if ran != (tuple(recipes), int(tokens)):
+            st.caption("Settings changed: press the button to measure them. Showing the last run.")
+        with ui.guard():
+            rows = ui.run_with_progress(training_memory_cache.llm_fp8, device, *ran)
+            show_llm_fp8(rows, ran[1])
+    else:
+        st.caption("Press the button to quantize and evaluate: each recipe copies the model, quantizes its 210 "
+                   "weights and reads the tokens (up to about 20 s per recipe on 2 shared CPU cores).")
+    with ui.guard():
+        render_llm_recorded_fp8()
+
+
+def show_llm_fp8(rows, tokens: int) -> None:
+    base = next((r.perplexity for r in rows if r.recipe == "file"), None)
+    fig = go.Figure(go.Scatter(x=[r.recipe for r in rows], y=[r.perplexity for r in rows], mode="markers+text",
+                               marker={"size": 14, "color": ui.PALETTE[0]}, text=[f"{r.perplexity:.2f}" for r in rows],
+                               textposition="top center", customdata=[r.label for r in rows],
+                               hovertemplate="%{customdata}: perplexity %{y:.3f}<extra></extra>"))
+    if base is not None:
+        fig.add_hline(y=base, line_dash="dot", line_color="#868E96", annotation_text="the file's Q4_1 weights",
+                      annotation_position="bottom right")
+    ui.plot(ui.style_figure(fig, x_title=f"recipe (perplexity on {tokens:,} held-out Wikipedia tokens)",
+                            y_title="perplexity (lower is better)", height=320), key="tm_fig_llm_fp8")
+    st.dataframe(pd.DataFrame([{
+        "recipe": r.label, "perplexity": r.perplexity,
+        "vs the file's weights": r.perplexity / base - 1 if base else None, "NLL (nats / token)": r.nll,
+        "bytes / weight": r.bytes_per_param, "max relative weight error": r.rel_err_max,
+        "mean relative weight error": r.rel_err_mean, "tensors quantized": r.tensors} for r in rows]),
+        hide_index=True, width="stretch",
+        column_config={"perplexity": st.column_config.NumberColumn(format="%.3f"),
+                       "vs the file's weights": st.column_config.NumberColumn(format="percent"),
+                       "NLL (nats / token)": st.column_config.NumberColumn(format="%.4f"),
+                       "bytes / weight": st.column_config.NumberColumn(format="%.4f"),
+                       "max relative weight error": st.column_config.NumberColumn(format="%.4f"),
+                       "mean relative weight error": st.column_config.NumberColumn(format="%.4f")})
+    st.caption("Relative weight error: ‖Ŵ − W‖ / ‖W‖ per tensor (W: the file's dequantized weight), the "
+               "worst and the mean over the tensors. Bytes per weight: one FP8 byte plus the scales (per "
+               "tensor, per output channel or per 128 × 128 block); the file's row is Q4_1's 20 bytes per 32 "
+               "weights. The block recipes also quantize each linear layer's input in 1 × 128 tiles; the "
+               "arithmetic itself stays in float32 (no FP8 matmul). How to read it: E4M3 keeps 3 mantissa bits, "
+               "so each weight is off by up to about 2⁻⁴ of itself whatever the scale, as long as the scale keeps "
+               "it out of the subnormals; where the E4M3 rows show the same weight error, the extra perplexity of "
+               "the block recipes is what the FP8 activation tiles cost. E5M2 has 2 mantissa bits: twice the error.")
+
+
+def render_llm_recorded_fp8() -> None:
+    for doc in llm_recorded():
+        llm, meta = doc["smollm2"], doc.get("meta", {})
+        rows = [r for r in llm.get("fp8", []) if isinstance(r, dict)]
+        if not rows:
+            continue
+        with st.expander(f"Recorded: FP8 perplexity on {meta.get('device', {}).get('name', 'unknown device')}"):
+            st.caption(ui.recorded_caption(meta) + f" {llm.get('fp8_eval_tokens', '?')} held-out tokens.")
+            st.dataframe(pd.DataFrame([{"recipe": r.get("label", r.get("recipe")), "perplexity": r.get("perplexity"),
+                                        "bytes / weight": r.get("bytes_per_param"),
+                                        "max relative weight error": r.get("rel_err_max"),
+                                        "mean relative weight error": r.get("rel_err_mean")} for r in rows]),
+                         hide_index=True, width="stretch")
 
 
 # ---------------------------------------------------------------- the page
@@ -483,7 +768,7 @@ plan = plan_widgets()
 result = None
 with ui.guard():
     result = training_memory_cache.plan_memory(plan)
-    st.query_params.from_dict(mem.plan_to_query(plan))
+    st.query_params.from_dict(training_memory_cache.plan_query(plan))
 
 tab_gpu, tab_sweeps, tab_ckpt, tab_measure, tab_fp8 = st.tabs(
     ["Per GPU", "Sweeps", "Checkpointing", "Measure it", "FP8"])
@@ -493,6 +778,8 @@ with tab_gpu:
     else:
         with ui.guard():
             render_per_gpu(plan, result)
+    with ui.guard():
+        render_llm_kv()
 with tab_sweeps:
     if result is not None:
         with ui.guard():
@@ -533,11 +820,19 @@ with tab_measure:
         if "tm_z_result" in st.session_state:
             render_zero(st.session_state["tm_z_result"])
     st.code(TORCHRUN, language="bash")
+    st.subheader("Fine-tuning a real model: SmolLM2-135M")
+    st.caption("A few real AdamW steps of the whole pretrained model (135 M parameters, 30 Llama blocks), "
+               "storing every activation and then checkpointing each block; the saved bytes next to the "
+               "calculator's prediction for this exact model, term by term.")
+    with ui.guard():
+        render_llm_finetune()
 with tab_fp8:
     st.caption("DeepSeek-V3 quantizes activations per 1×128 tile and weights per 128×128 block "
                "(report section 3.3.2), so one outlier only coarsens its own group.")
     with ui.guard():
         render_fp8()
+    with ui.guard():
+        render_llm_fp8()
 
 ui.page_footer(
     "**Per GPU**: each bar is one GPU under a ZeRO stage at your N; dotted lines are 24, 40, 80 and "
@@ -548,9 +843,12 @@ ui.page_footer(
     "sequence parallelism and cut by recomputation; the output head adds fp32 logits, 4sbv/t. "
     "**Sweeps** are log-log. **Checkpointing** shows which layers keep what, and the forward work "
     "repeated in the backward pass. **Measure it** counts what a real model saved, with the "
-    "difference explained; the distributed run shows real per-rank bytes. **FP8** shows why "
+    "difference explained; the distributed run shows real per-rank bytes; SmolLM2's fine-tuning "
+    "steps show the same for a pretrained Llama-style model, with the recompute cost measured, not assumed. "
+    "Below the breakdown, SmolLM2's real KV cache checks the KV-cache formula. **FP8** shows why "
     "fine-grained scales matter: with one scale for the whole tensor, small values sink into "
-    "FP8's subnormals or to zero. Settings live in the URL: copy it to share.",
+    "FP8's subnormals or to zero; on SmolLM2 the perplexity says what the rounding costs a real "
+    "model (baseline: the file's Q4_1 weights). Settings live in the URL: copy it to share.",
     [
         ("Rajbhandari et al. 2020, ZeRO, section 3.1 and Figure 1", "https://arxiv.org/abs/1910.02054"),
         ("Korthikanti et al. 2022, Reducing Activation Recomputation, section 4 and Table 2",

@@ -1,18 +1,23 @@
-"""FlashAttention page: block tables, the tiling walkthrough, benchmarks, memory, IO, recorded GPU runs.
+"""FlashAttention page: block tables, the tiling walkthrough, benchmarks, memory, IO, recorded GPU
+runs, and SmolLM2 run through each attention backend (core.measure.llm_runs).
 
-Cached wrappers only (see app/cache/__init__.py for the rules).
+Cached wrappers only (see app/cache/__init__.py for the rules). The real model comes from
+app/cache/llm.py's ``model`` (one copy per process, shared with the LLM page).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.cache import llm as llm_cache
 from core import attention
 from core.data.corpus import wiki_articles
-from core.measure import attention_bench
+from core.measure import attention_bench, llm_runs
 from core.runtime import recorded
 from core.runtime.scheduler import heavy_job
 from core.views import tiling
+
+LLM_TIME_LIMIT_S = 300.0   # one prompt through the four backends (2,048 tokens on 2 CPU cores: about a minute)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
@@ -79,3 +84,44 @@ def gpu_results() -> dict | None:
 def io(cfg):
     """FlashAttention paper's IO analysis (pure arithmetic)."""
     return attention.io_analysis(cfg)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def max_bench_seq(device: str) -> int:
+    """Longest N a benchmark may use on ``device``."""
+    return attention_bench.max_bench_seq(device)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def max_bench_elements(device: str) -> int:
+    """Most elements (batch x heads x N x head_dim) one benchmark input may hold on ``device``."""
+    return attention_bench.max_bench_elements(device)
+
+
+@st.cache_data(max_entries=16, ttl=300, show_spinner=False)
+def recorded_rows(doc: dict) -> list[dict]:
+    """Flat rows of a recorded bench/attention.py document (core.runtime.recorded)."""
+    return recorded.recorded_rows(doc)
+
+
+@st.cache_data(max_entries=16, ttl=300, show_spinner=False)
+def compare_rows(rows: list[dict]) -> list[dict]:
+    """Recorded rows with their speed relative to SDPA's flash and cuDNN backends."""
+    return recorded.compare_rows(rows)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def llm_backends(device: str, ids: tuple[int, ...], _on_wait=None) -> list:
+    """core.measure.llm_runs.compare_backends: SmolLM2's logits for ``ids`` through naive, SDPA,
+    tiled and our Triton kernel (a heavy job on ``device``)."""
+    lm = llm_cache.model(device)
+    with heavy_job("SmolLM2 through each attention backend", device, time_limit_s=LLM_TIME_LIMIT_S,
+                   on_wait=_on_wait):
+        return llm_runs.compare_backends(lm, list(ids))
+
+
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
+def llm_prefill(device: str, seqs: tuple[int, ...], backends: tuple[str, ...], _progress=None, _on_wait=None):
+    """core.measure.llm_runs.prefill_timings: median prefill ms of SmolLM2 per (backend, T)."""
+    return llm_runs.prefill_timings(llm_cache.model(device), seqs, backends, progress=_progress,
+                                    on_wait=_on_wait)

@@ -1,18 +1,54 @@
-"""Multi-head latent attention page: preset cache checks, the live MLA layer, decode timings.
+"""Multi-head latent attention page: preset cache checks, the live MLA layer, decode timings, and
+SmolLM2's real KV cache measured (core.measure.llm_runs.measure_kv_cache).
 
-Cached wrappers only (see app/cache/__init__.py for the rules).
+Cached wrappers only (see app/cache/__init__.py for the rules). The real model comes from
+app/cache/llm.py's ``model`` (one copy per process, shared with the LLM page).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.cache import llm as llm_cache
+from core.measure import llm_runs
 from core.models import mla
+from core.runtime.scheduler import heavy_job
+
+KV_TIME_LIMIT_S = 120.0    # one prefill of at most 2,048 tokens on 2 CPU cores: about 10 s
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def preset_check(name: str, dtype_name: str, device: str):
     return mla.preset_cache_check(name, dtype_name, device)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def kv_curve(names: tuple[str, ...], contexts: tuple[int, ...], bytes_per_value: float, batch: int) -> list[dict]:
+    """KV-cache bytes of each preset at each context length (core.models.mla.kv_cache_curve)."""
+    return mla.kv_cache_curve(list(names), list(contexts), bytes_per_value=bytes_per_value, batch=batch)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def check_config(cfg: mla.MLAConfig) -> mla.MLAConfig:
+    """``cfg`` if it describes a valid MLA layer (else a ValidationError with the reason)."""
+    return mla.validate_mla_config(cfg)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def param_count(cfg: mla.MLAConfig) -> dict:
+    return mla.mla_param_count(cfg)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def small_config(name: str):
+    """The small 2-layer config that keeps preset ``name``'s attention kind."""
+    return mla.small_config(name)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def decode_cost(cfg: mla.MLAConfig, context: int, bytes_per_value: float) -> dict:
+    """Analytic FLOPs and cache bytes read per decoded token and layer, per form."""
+    return mla.decode_cost(cfg, context, bytes_per_value)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -30,3 +66,11 @@ def small_run(name: str, dtype_name: str, device: str):
 def decode_timing(cfg, context: int, device: str, dtype_name: str, _progress=None, _on_wait=None):
     return mla.time_decode_step(cfg, context, device=device, dtype_name=dtype_name,
                                 progress=_progress, on_wait=_on_wait)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def llm_kv_cache(device: str, tokens: int, _on_wait=None):
+    """SmolLM2's real KV cache after ``tokens`` tokens vs the formula (core.measure.llm_runs.measure_kv_cache)."""
+    lm = llm_cache.model(device)
+    with heavy_job("SmolLM2 KV-cache measurement", device, time_limit_s=KV_TIME_LIMIT_S, on_wait=_on_wait):
+        return llm_runs.measure_kv_cache(lm, tokens)

@@ -1,21 +1,40 @@
-"""Training memory page: the plan calculator, activation and ZeRO measurements, FP8 analysis.
+"""Training memory page: the plan calculator, activation and ZeRO measurements, FP8 analysis, and
+SmolLM2 measured (fine-tuning memory, FP8 perplexity, KV cache: core.measure.llm_runs).
 
-Cached wrappers only (see app/cache/__init__.py for the rules).
+Cached wrappers only (see app/cache/__init__.py for the rules). The real model comes from
+app/cache/llm.py's ``model`` (one copy per process, shared with the LLM page).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.cache import llm as llm_cache
 from core import fp8, memory
 from core.measure import activations as measure
+from core.measure import llm_runs
 from core.measure import zero as distributed
+from core.runtime.scheduler import heavy_job
+
+KV_TIME_LIMIT_S = 120.0    # one prefill of at most 2,048 tokens on 2 CPU cores: about 10 s
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def plan_from_query(items: tuple[tuple[str, str], ...]):
     """(plan, problems) from URL query parameters given as sorted (key, value) pairs."""
     return memory.plan_from_query(dict(items))
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def plan_fields() -> tuple[str, ...]:
+    """The TrainingPlan's field names (one widget each)."""
+    return memory.plan_fields()
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def plan_query(plan) -> dict[str, str]:
+    """The URL query parameters that rebuild ``plan``."""
+    return memory.plan_to_query(plan)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -44,11 +63,15 @@ def seq_sweep(plan) -> list[dict]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def checkpoint_layout(layers: int, strategy: str) -> dict:
-    """Node positions, roles and edges of the checkpointing diagram (networkx layout)."""
-    graph = memory.checkpoint_graph(memory.checkpoint_plan(layers, strategy))
-    return {"nodes": [(n, *d["pos"], d["role"], d["row"], d["layer"]) for n, d in graph.nodes(data=True)],
-            "edges": [(graph.nodes[u]["pos"], graph.nodes[v]["pos"]) for u, v in graph.edges()]}
+def checkpoint_plan(layers: int, strategy: str):
+    """core.memory.CheckpointPlan: which layers keep what along the chain."""
+    return memory.checkpoint_plan(layers, strategy)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def checkpoint_graph(plan):
+    """The checkpointing diagram of ``plan`` as a networkx DiGraph (positions, roles)."""
+    return memory.checkpoint_graph(plan)
 
 
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
@@ -68,12 +91,44 @@ def minilm_weight_names() -> list[str]:
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def fp8_analysis(source: str, fmt: str, params: tuple, device: str) -> tuple[tuple, list]:
-    """(tensor shape, per-scheme results) for a tensor source:
-    "weight" (name,), "synthetic" (tokens, channels, outliers, scale), "minilm" (text, layer)."""
-    if source == "weight":
-        x = fp8.minilm_weight(params[0])
-    elif source == "synthetic":
-        x = fp8.synthetic_activations(*params)
-    else:
-        x = fp8.minilm_activations(params[0], params[1], device)
-    return tuple(x.shape), fp8.analyze(x, fmt)
+    """(tensor shape, per-scheme results) of one tensor source (core.fp8.analyze_source)."""
+    return fp8.analyze_source(source, fmt, params, device)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def format_limits(fmt: str) -> dict:
+    return fp8.format_limits(fmt)
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def finfo_table() -> list[dict]:
+    return fp8.finfo_table()
+
+
+# ---------------------------------------------------------------------- SmolLM2, measured
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
+def llm_finetune(device: str, cfg: llm_runs.FinetuneConfig, _progress=None, _on_wait=None):
+    """(every activation stored, checkpointed per block): core.measure.llm_runs.finetune_memory.
+    The key is the frozen FinetuneConfig and the device."""
+    return llm_runs.finetune_memory(llm_cache.model(device), cfg, progress=_progress, on_wait=_on_wait)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def llm_activation_terms(device: str, cfg: llm_runs.FinetuneConfig) -> list[dict]:
+    """The calculator's activation terms for SmolLM2 at ``cfg`` (one block, and the head)."""
+    return llm_runs.activation_term_table(llm_cache.model(device), cfg)
+
+
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
+def llm_fp8(device: str, recipes: tuple[str, ...], eval_tokens: int, _progress=None, _on_wait=None):
+    """Held-out perplexity of each FP8 recipe on SmolLM2 (core.measure.llm_runs.fp8_quality)."""
+    return llm_runs.fp8_quality(llm_cache.model(device), recipes, eval_tokens=eval_tokens, progress=_progress,
+                                on_wait=_on_wait)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def llm_kv_cache(device: str, tokens: int, _on_wait=None):
+    """SmolLM2's real KV cache after ``tokens`` tokens vs the formula (core.measure.llm_runs.measure_kv_cache)."""
+    lm = llm_cache.model(device)
+    with heavy_job("SmolLM2 KV-cache measurement", device, time_limit_s=KV_TIME_LIMIT_S, on_wait=_on_wait):
+        return llm_runs.measure_kv_cache(lm, tokens)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import pytest
 
 from app import ui
@@ -75,3 +76,19 @@ def test_legend_chips():
     assert html.count("<span") == 2 and "&lt;x&gt;" in html and "<x>" not in html
     assert "background:#4C6EF5;color:#fff;" in html and ">0: 12</span>" in html
     assert ui.legend_chips([]) == ""
+
+
+def test_graph_points_flattens_positions_and_fields():
+    g = nx.DiGraph()
+    g.add_node("a", pos=(0, 1), role="kept")
+    g.add_node("b", pos=(2, 3), role="dropped")
+    g.add_edge("a", "b")
+    nodes, edges = ui.graph_points(g, ("role",))
+    assert nodes == [("a", 0, 1, "kept"), ("b", 2, 3, "dropped")]
+    assert edges == [((0, 1), (2, 3))]
+
+
+def test_token_label_escapes_marks_whitespace_and_cuts():
+    assert ui.token_label(" <b>x</b>") == "␣&lt;b&gt;x&lt;/b&gt;"
+    assert ui.token_label("") == "∅"
+    assert ui.token_label("abcdefgh", 4) == "abc…"

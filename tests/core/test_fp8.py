@@ -9,6 +9,7 @@ from core.fp8 import (
     FORMATS,
     SCHEMES,
     analyze,
+    analyze_source,
     compute_scales,
     dequantize,
     error_stats,
@@ -157,3 +158,15 @@ def test_minilm_activations_bad_input(text, layer):
     """Checked before the model loads."""
     with pytest.raises(ValidationError):
         minilm_activations(text, layer)
+
+
+def test_analyze_source_names_the_tensor():
+    """analyze_source: the page's three tensor sources through one call, same as building them by hand."""
+    shape, results = analyze_source("synthetic", "e4m3", (16, 256, 2, 50.0))
+    assert shape == (16, 256) and [r.scheme for r in results] == list(SCHEMES)
+    by_hand = analyze(synthetic_activations(16, 256, 2, 50.0), "e4m3")
+    assert [r.stats for r in results] == [r.stats for r in by_hand]
+    shape, _ = analyze_source("weight", "e5m2", ("encoder.layer.0.intermediate.dense.weight",))
+    assert shape == (1536, 384)
+    with pytest.raises(ValidationError):
+        analyze_source("file", "e4m3", ("/etc/passwd",))

@@ -1,11 +1,19 @@
 """pages/flash_attention.py through app/main.py (AppTest): renders clean, steps through
-the tiles, runs a tiny benchmark, and answers bad settings with messages."""
+the tiles, runs a tiny benchmark, runs SmolLM2 through each attention backend, and answers
+bad settings with messages."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.pages.apptest import assert_clean, errors, open_page, texts
+from app.cache import attention as attention_cache
+from core.measure.llm_runs import INTERPRETER_MAX_TOKENS
+from core.runtime import recorded
+from core.runtime.device import kernel_interpreted, pick_device
+from core.runtime.recorded import recorded_gpu_results
+from tests.pages.apptest import assert_clean, errors, metric, open_page, texts
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +77,6 @@ def test_bad_benchmark_settings_show_a_message():
 
 
 def test_recorded_gpu_tab_is_graceful(page):
-    from core.runtime.recorded import recorded_gpu_results
-
     if recorded_gpu_results() is not None:
         assert any("Recorded on" in c for c in texts(page.caption))
     else:
@@ -114,11 +120,6 @@ def _fake_gpu_doc() -> dict:
 
 
 def test_recorded_gpu_results_render(tmp_path, monkeypatch):
-    import json
-
-    from app.cache import attention as attention_cache
-    from core.runtime import recorded
-
     bundle = {"benchmark": "gpu-check", "results": {"attention-cuda": _fake_gpu_doc()}}
     (tmp_path / "gpu-check-cuda.json").write_text(json.dumps(bundle), encoding="utf-8")
     monkeypatch.setattr(recorded, "RESULTS_DIR", tmp_path)
@@ -133,3 +134,57 @@ def test_recorded_gpu_results_render(tmp_path, monkeypatch):
         assert any("SDPA's own choice of backend" in c and "FLASH_ATTENTION" in c for c in texts(at.caption))
     finally:
         attention_cache.gpu_results.clear()
+
+
+# ---------------------------------------------------------------- Inside SmolLM2
+def test_inside_smollm2_waits_for_its_button(page):
+    assert page.button(key="fa_llm_run") and page.button(key="fa_llm_time")
+    assert page.text_area(key="fa_llm_text").value.startswith("The Eiffel Tower")
+    assert any("Press the button to load the model" in c for c in texts(page.caption))
+    if kernel_interpreted(pick_device()):
+        assert any(f"up to **{INTERPRETER_MAX_TOKENS} tokens**" in i for i in texts(page.info))
+
+
+def test_inside_smollm2_backends_agree_and_bad_prompts_are_answered():
+    at = open_page("flash_attention.py")
+    at.button(key="fa_llm_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    assert metric(at, "sdpa: max |Δ logit|") == "reference"
+    side = next(df.value for df in at.dataframe if "triton token" in df.value.columns)
+    table = next(df.value for df in at.dataframe if "attention bytes (one layer)" in df.value.columns)
+    assert len(side) == 10 and set(table["ran"]) == {"✓"}
+    if pick_device().type == "cpu":             # float32: the backends differ by rounding only (bf16 on CUDA: more)
+        for backend in ("naive", "tiled", "triton"):
+            assert float(metric(at, f"{backend}: max |Δ logit|")) < 1e-3        # ~1e-5 measured
+        assert list(side["sdpa token"])[:3] == list(side["naive token"])[:3] == list(side["triton token"])[:3]
+        assert set(table["top-1 agreement"]) == {"100.0 %"}
+    if kernel_interpreted(pick_device()):       # a prompt past the interpreter's cap: Triton says why
+        at.text_area(key="fa_llm_text").input("word " * (INTERPRETER_MAX_TOKENS + 4)).run()
+        assert any("Showing the last run" in c for c in texts(at.caption))
+        at.button(key="fa_llm_run").click().run()
+        assert_clean(at)
+        assert any("interpreter" in w and f"up to {INTERPRETER_MAX_TOKENS} tokens" in w for w in texts(at.warning))
+        assert metric(at, "triton: max |Δ logit|") == "not run"
+    at.text_area(key="fa_llm_text").input("   \n ").run()
+    at.button(key="fa_llm_run").click().run()
+    assert_clean(at)
+    assert any("only whitespace" in e for e in errors(at))
+
+
+def test_inside_smollm2_prefill_timings():
+    at = open_page("flash_attention.py")
+    at.multiselect(key="fa_llm_backends").set_value([]).run()
+    at.button(key="fa_llm_time").click().run()
+    assert_clean(at)
+    assert any("Pick at least one length and one backend" in w for w in texts(at.warning))
+    shortest = min(at.multiselect(key="fa_llm_seqs").value)          # a default length (64 on a CPU)
+    at.multiselect(key="fa_llm_seqs").set_value([shortest]).run()
+    at.multiselect(key="fa_llm_backends").set_value(["sdpa", "triton"]).run()
+    at.button(key="fa_llm_time").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    table = next(df.value for df in at.dataframe if "tokens / s" in df.value.columns)
+    assert len(table) == 2 and table["prefill"].iloc[0] != "—"
+    if kernel_interpreted(pick_device()):
+        assert table["status"].iloc[1] == "interpreter: not timed" and table["prefill"].iloc[1] == "—"

@@ -32,3 +32,26 @@ def test_bad_inputs_and_timing():
     timing = at.dataframe[-1].value
     assert list(timing["Form"]) == ["plain", "decompressed", "absorbed"]
     assert (timing["Median (ms)"] > 0).all()
+
+
+def test_kv_cache_measured_on_smollm2():
+    at = open_page("mla.py")
+    assert_clean(at)
+    assert at.button(key="mla_kv_run")
+    assert any("Press the button to load SmolLM2" in c.value for c in at.caption)
+    charts = len(at.get("plotly_chart"))
+    at.multiselect(key="mla_kv_tokens").set_value([16, 64]).run()
+    at.button(key="mla_kv_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    labels = {m.label: (m.value, m.delta) for m in at.metric}
+    assert labels["Formula: kv_cache_bytes_per_token × T"][1] == "equal at every T"
+    assert labels["Measured cache after 64 tokens"][0] == labels["Formula: kv_cache_bytes_per_token × T"][0]
+    table = next(df.value for df in at.dataframe if "× SmolLM2" in df.value.columns)
+    ratios = dict(zip(table["Model"], table["× SmolLM2"], strict=True))
+    assert ratios["As MHA"] == "3.00×" and ratios["With MLA latents"] == "0.75×"
+    assert len(at.get("plotly_chart")) == charts + 1                   # bytes vs T, formula and measured
+    at.multiselect(key="mla_kv_tokens").set_value([]).run()
+    at.button(key="mla_kv_run").click().run()
+    assert_clean(at)
+    assert any("Pick at least one length" in w.value for w in at.warning)

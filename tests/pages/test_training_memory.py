@@ -1,10 +1,24 @@
-"""pages/training_memory.py through app/main.py: knobs, URL state, bad input, Measure it, FP8."""
+"""pages/training_memory.py through app/main.py: knobs, URL state, bad input, Measure it, FP8,
+and SmolLM2 measured (KV cache, fine-tuning memory, FP8 perplexity, recorded bench runs)."""
 
 from __future__ import annotations
 
+import json
+
 from streamlit.testing.v1 import AppTest
 
-from tests.pages.apptest import MAIN, TIMEOUT_S, assert_clean, errors, metric, open_page, spec_for
+from app import cache
+from core.runtime import recorded
+from tests.pages.apptest import (
+    MAIN,
+    TIMEOUT_S,
+    assert_clean,
+    errors,
+    metric,
+    open_page,
+    spec_for,
+    texts,
+)
 
 PAGE = "training_memory.py"
 
@@ -80,3 +94,108 @@ def test_measure_it_and_fp8():
     at.radio(key="tm_f_fmt").set_value("e5m2").run()
     assert_clean(at)
     assert not [e for e in errors(at) if "FP8" in e]
+
+
+# ---------------------------------------------------------------- SmolLM2, measured
+def test_smollm2_sections_wait_for_their_buttons():
+    at = open_page(PAGE)
+    assert_clean(at)
+    for key in ("tm_kv_run", "tm_l_run", "tm_l8_run"):
+        assert at.button(key=key)
+    assert at.number_input(key="tm_l_seq").value == 64
+    assert any("baseline is the file's Q4_1 weights" in i and "not SmolLM2's original bf16" in i
+               for i in texts(at.info))
+    assert any("Press the button to run the steps twice" in c for c in texts(at.caption))
+
+
+def test_smollm2_kv_cache_measured_equals_the_formula():
+    at = open_page(PAGE)
+    at.number_input(key="tm_kv_tokens").set_value(40)
+    at.button(key="tm_kv_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    assert metric(at, "Measured: cache tensors after 40 tokens") == metric(at, "Formula: kv_cache_bytes_per_token × T")
+    table = next(df.value for df in at.dataframe if "× SmolLM2" in df.value.columns)
+    rows = dict(zip(table["model"], table["values / token / layer"], strict=True))
+    assert rows["This model (GQA)"] == 2 * 3 * 64 and rows["As MHA"] == 2 * 9 * 64
+    assert rows["DeepSeek-V3 (MLA)"] == 576 and rows["Llama-2-7B (MHA)"] == 2 * 32 * 128
+    at.number_input(key="tm_kv_tokens").set_value(10**9)   # a crafted client: Streamlit falls back to the default
+    at.button(key="tm_kv_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    assert any(m.label == "Measured: cache tensors after 256 tokens" for m in at.metric)
+
+
+def test_smollm2_finetune_is_explained_term_by_term():
+    at = open_page(PAGE)
+    at.number_input(key="tm_l_seq").set_value(8)
+    at.button(key="tm_l_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    labels = [m.label for m in at.metric]
+    assert {"Saved, all stored", "Saved, checkpointed", "Recompute cost", "Peak, forward + backward"} <= set(labels)
+    assert metric(at, "Recompute cost").endswith("%")
+    assert any("30 × one block's terms + the head's terms" in c for c in texts(at.caption))
+    explained = [m for m in texts(at.markdown) if "measured − calculator" in m]
+    assert len(explained) == 2 and all("(all of it)." in m for m in explained)
+    terms = next(df.value for df in at.dataframe if "term" in df.value.columns and "where" in df.value.columns)
+    assert (terms["bytes"] > 0).all() and terms["where"].str.contains("30 blocks").any()
+    table = next(df.value for df in at.dataframe if "calculator + extras" in df.value.columns)
+    assert list(table["run"]) == ["every activation stored", "checkpointed per block"]
+    at.number_input(key="tm_l_seq").set_value(16).run()
+    assert any("Settings changed" in c for c in texts(at.caption))
+
+
+def test_smollm2_fp8_perplexity():
+    at = open_page(PAGE)
+    at.multiselect(key="tm_l8_recipes").set_value([]).run()
+    at.button(key="tm_l8_run").click().run()
+    assert_clean(at)
+    assert any("Pick at least one recipe" in w for w in texts(at.warning))
+    at.multiselect(key="tm_l8_recipes").set_value(["file", "e4m3-row"])
+    at.number_input(key="tm_l8_tokens").set_value(64)
+    at.button(key="tm_l8_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    table = next(df.value for df in at.dataframe if "perplexity" in df.value.columns and "bytes / weight" in df.value.columns
+                 and "tensors quantized" in df.value.columns)
+    assert len(table) == 2 and (table["perplexity"] > 1).all()
+    assert table["bytes / weight"].iloc[0] == 0.625 and table["tensors quantized"].iloc[1] == 210
+
+
+def _fake_memory_doc() -> dict:
+    """A document shaped like bench/memory.py's output with its "smollm2" key (test data for the
+    renderer, not a measurement)."""
+    runs = [{"seq": 128, "batch": 1, "checkpoint": ckpt, "saved_MiB": 200.0 if not ckpt else 33.0,
+             "predicted_MiB": 180.0 if not ckpt else 32.5, "explained_MiB": 200.0 if not ckpt else 33.0,
+             "diff_vs_predicted": 0.11 if not ckpt else 0.015, "extras": [["x", 1.0]], "peak_MiB": 730.0,
+             "update_peak_MiB": 500.0, "peak_kind": "tracked tensor bytes (CPU)", "predicted_peak_MiB": 700.0,
+             "step_ms": 2000.0 if not ckpt else 2600.0, "losses": [3.0, 2.9, 2.8]} for ckpt in (False, True)]
+    fp8 = [{"recipe": "file", "label": "The file's weights", "perplexity": 15.0, "nll": 2.7, "bytes_per_param": 0.625,
+            "rel_err_max": None, "rel_err_mean": None}]
+    return {"benchmark": "memory", "meta": {"device": {"kind": "cpu", "name": "Test CPU"}, "date": "2026-01-02 03:04 UTC"},
+            "activations": [], "zero": None, "summary": [],
+            "smollm2": {"ok": True, "model": "SmolLM2", "dtype": "float32", "finetune": runs, "fp8": fp8,
+                        "fp8_eval_tokens": 2048}}
+
+
+def test_recorded_smollm2_runs_render_and_a_missing_key_is_fine(tmp_path, monkeypatch):
+    monkeypatch.setattr(recorded, "RESULTS_DIR", tmp_path)
+    old = {"benchmark": "memory", "meta": {"device": {"kind": "cpu", "name": "Old CPU"}, "date": "2025"},
+           "activations": [], "summary": []}                               # recorded before the SmolLM2 runs
+    (tmp_path / "memory-old.json").write_text(json.dumps(old), encoding="utf-8")
+    cache.recorded.clear()
+    try:
+        at = open_page(PAGE)
+        assert_clean(at)
+        assert any("No recorded SmolLM2 fine-tuning run yet" in c for c in texts(at.caption))
+        (tmp_path / "memory-cpu.json").write_text(json.dumps(_fake_memory_doc()), encoding="utf-8")
+        cache.recorded.clear()
+        at = open_page(PAGE)
+        assert_clean(at)
+        assert any("Recorded on Test CPU, 2026-01-02" in c and "float32" in c for c in texts(at.caption))
+        assert any("Recorded on Test CPU" in c and "2048 held-out tokens" in c for c in texts(at.caption))
+        table = next(df.value for df in at.dataframe if "recompute cost" in df.value.columns)
+        assert list(table["recompute cost"]) == ["—", "+30%"]
+    finally:
+        cache.recorded.clear()
