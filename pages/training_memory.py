@@ -535,7 +535,8 @@ def llm_finetune_widgets() -> llm_runs.FinetuneConfig:
     d = llm_runs.FinetuneConfig()
     c = st.columns(4)
     seq = c[0].number_input("Sequence length (tokens)", 8, cap, 64, step=32, key="tm_l_seq",
-                            help=f"At most {cap:,} here. 64 tokens: about a minute on 2 CPU cores.")
+                            help=f"At most {cap:,} here. 64 tokens: about 10 s on 2 idle CPU cores; much longer "
+                                 "when other jobs share them.")
     batch = c[1].number_input("Batch (sequences)", 1, 8, d.batch, key="tm_l_batch")
     steps = c[2].number_input("AdamW steps per run", 3, llm_runs.MAX_FINETUNE_STEPS, d.steps, key="tm_l_steps",
                               help="Step 1 allocates gradients and AdamW's states, step 2 is measured "
@@ -707,7 +708,8 @@ def render_llm_fp8() -> None:
             show_llm_fp8(rows, ran[1])
     else:
         st.caption("Press the button to quantize and evaluate: each recipe copies the model, quantizes its 210 "
-                   "weights and reads the tokens (up to about 20 s per recipe on 2 shared CPU cores).")
+                   "weights and reads the tokens (a few seconds per recipe on 2 idle CPU cores; longer when "
+                   "other jobs share them).")
     with ui.guard():
         render_llm_recorded_fp8()
 
