@@ -119,6 +119,18 @@ def t(msgid: str, **params) -> str:
     return text.format(**params) if params else text
 
 
+def N_(msgid: str) -> str:
+    """Marks text for the catalogs where it is defined (the page registry); t() translates it
+    where it is shown."""
+    return msgid
+
+
+def tr(text: str) -> str:
+    """Text that core/ returned (a label, a note, a message), in the session's language:
+    the catalog's translation of it, exact or as a filled-in template; English otherwise."""
+    return translate_message(text)
+
+
 # ---------------------------------------------------------------- core's messages
 @functools.cache
 def _templates(lang: str) -> tuple[tuple[re.Pattern, str, tuple[str, ...]], ...]:

@@ -11,16 +11,18 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-SECTIONS = ("Text & embeddings", "Architectures", "Kernels & systems", "Training memory")
+from app.i18n import N_, t
+
+SECTIONS = (N_("Text & embeddings"), N_("Architectures"), N_("Kernels & systems"), N_("Training memory"))
 
 
 @dataclass(frozen=True)
 class PageSpec:
     path: str        # script file name under pages/
-    title: str       # shown in the sidebar, on the home card, and as the page title
+    title: str       # shown in the sidebar, on the home card, and as the page title (English msgid)
     icon: str        # Streamlit material icon, e.g. ":material/token:"
     section: str     # one of SECTIONS ("" for the home page)
-    teaser: str      # one line for the home page card
+    teaser: str      # one line for the home page card (English msgid; t() translates it)
 
     @property
     def script(self) -> str:
@@ -28,38 +30,38 @@ class PageSpec:
         return f"../pages/{self.path}"
 
 
-HOME = PageSpec("home.py", "LLM Atlas", ":material/explore:", "", "What the atlas covers.")
+HOME = PageSpec("home.py", N_("LLM Atlas"), ":material/explore:", "", N_("What the atlas covers."))
 
 PAGES: tuple[PageSpec, ...] = (
     # Text & embeddings
-    PageSpec("tokenization.py", "Tokenization", ":material/token:", "Text & embeddings",
-             "Real tokenizers side by side, down to the bytes, and BPE trained merge by merge."),
-    PageSpec("embeddings.py", "Embedding neighbourhoods", ":material/scatter_plot:", "Text & embeddings",
-             "Exact neighbours in MiniLM's spaces, projections, kNN graphs, and word2vec trained live."),
-    PageSpec("contrastive.py", "Contrastive learning", ":material/compare_arrows:",
+    PageSpec("tokenization.py", N_("Tokenization"), ":material/token:", "Text & embeddings",
+             N_("Real tokenizers side by side, down to the bytes, and BPE trained merge by merge.")),
+    PageSpec("embeddings.py", N_("Embedding neighbourhoods"), ":material/scatter_plot:", "Text & embeddings",
+             N_("Exact neighbours in MiniLM's spaces, projections, kNN graphs, and word2vec trained live.")),
+    PageSpec("contrastive.py", N_("Contrastive learning"), ":material/compare_arrows:",
              "Text & embeddings",
-             "InfoNCE on MiniLM sentence pairs, the log N bound, and a CPC model trained live."),
+             N_("InfoNCE on MiniLM sentence pairs, the log N bound, and a CPC model trained live.")),
     # Architectures
-    PageSpec("llm.py", "Inside a real LLM", ":material/psychology:", "Architectures",
-             "SmolLM2-135M-Instruct on our own blocks: next-token odds, generation, attention, logit lens."),
-    PageSpec("rnn_vs_transformer.py", "RNN vs Transformer", ":material/timeline:", "Architectures",
-             "RNN, LSTM, GRU and a Transformer trained live: unrolling, measured time, gradients, memory."),
-    PageSpec("mla.py", "Multi-head latent attention", ":material/compress:", "Architectures",
-             "DeepSeek's latent KV cache: real bytes per token, and the absorbed form checked live."),
-    PageSpec("mtp.py", "Multi-token prediction", ":material/fast_forward:", "Architectures",
-             "DeepSeek-V3's MTP modules trained live, then used to draft tokens for the main model."),
-    PageSpec("vision_tokens.py", "Vision tokens at native resolution", ":material/grid_on:",
-             "Architectures", "Kimi-VL's 14-px patches, 2x2 merge and packing vs a fixed 336x336 encoder."),
-    PageSpec("moe_routing.py", "MoE routing", ":material/hub:", "Architectures",
-             "DeepSeekMoE trained live three ways: expert load, aux-loss-free bias, routing heatmaps."),
+    PageSpec("llm.py", N_("Inside a real LLM"), ":material/psychology:", "Architectures",
+             N_("SmolLM2-135M-Instruct on our own blocks: next-token odds, generation, attention, logit lens.")),
+    PageSpec("rnn_vs_transformer.py", N_("RNN vs Transformer"), ":material/timeline:", "Architectures",
+             N_("RNN, LSTM, GRU and a Transformer trained live: unrolling, measured time, gradients, memory.")),
+    PageSpec("mla.py", N_("Multi-head latent attention"), ":material/compress:", "Architectures",
+             N_("DeepSeek's latent KV cache: real bytes per token, and the absorbed form checked live.")),
+    PageSpec("mtp.py", N_("Multi-token prediction"), ":material/fast_forward:", "Architectures",
+             N_("DeepSeek-V3's MTP modules trained live, then used to draft tokens for the main model.")),
+    PageSpec("vision_tokens.py", N_("Vision tokens at native resolution"), ":material/grid_on:",
+             "Architectures", N_("Kimi-VL's 14-px patches, 2x2 merge and packing vs a fixed 336x336 encoder.")),
+    PageSpec("moe_routing.py", N_("MoE routing"), ":material/hub:", "Architectures",
+             N_("DeepSeekMoE trained live three ways: expert load, aux-loss-free bias, routing heatmaps.")),
     # Kernels & systems
-    PageSpec("flash_attention.py", "FlashAttention", ":material/bolt:", "Kernels & systems",
-             "Our Triton FlashAttention-2: its tiles and online softmax, its memory traffic, its speed."),
-    PageSpec("packing.py", "Sequence packing", ":material/view_agenda:", "Kernels & systems",
-             "Padding vs packing on real token lengths, cu_seqlens masks checked, speed measured."),
+    PageSpec("flash_attention.py", N_("FlashAttention"), ":material/bolt:", "Kernels & systems",
+             N_("Our Triton FlashAttention-2: its tiles and online softmax, its memory traffic, its speed.")),
+    PageSpec("packing.py", N_("Sequence packing"), ":material/view_agenda:", "Kernels & systems",
+             N_("Padding vs packing on real token lengths, cu_seqlens masks checked, speed measured.")),
     # Training memory
-    PageSpec("training_memory.py", "Training memory", ":material/memory:", "Training memory",
-             "ZeRO stages, activations and checkpointing, mixed precision and FP8: calculated, then measured."),
+    PageSpec("training_memory.py", N_("Training memory"), ":material/memory:", "Training memory",
+             N_("ZeRO stages, activations and checkpointing, mixed precision and FP8: calculated, then measured.")),
 )
 
 
@@ -75,10 +77,11 @@ def all_pages() -> tuple[PageSpec, ...]:
 
 
 def build_navigation():
-    """st.navigation over all pages, grouped by section (sections without pages are left out)."""
-    groups: dict[str, list] = {"": [st.Page(HOME.script, title=HOME.title, icon=HOME.icon, default=True)]}
+    """st.navigation over all pages, grouped by section (sections without pages are left out),
+    titles in the session's language."""
+    groups: dict[str, list] = {"": [st.Page(HOME.script, title=t(HOME.title), icon=HOME.icon, default=True)]}
     for section in SECTIONS:
-        pages = [st.Page(p.script, title=p.title, icon=p.icon) for p in section_pages(section)]
+        pages = [st.Page(p.script, title=t(p.title), icon=p.icon) for p in section_pages(section)]
         if pages:
-            groups[section] = pages
+            groups[t(section)] = pages
     return st.navigation(groups, expanded=True)

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache
+from app.i18n import t, tr
 from core.runtime.validation import CheckedText, ResourceError, ValidationError
 
 log = logging.getLogger("atlas.ui")
@@ -38,25 +39,27 @@ def page_header(title: str, what: str) -> None:
 def page_footer(how_to_read: str, references: list[tuple[str, str]]) -> None:
     """"How to read this" and the references (label, URL) at the bottom of a page."""
     st.divider()
-    with st.expander("How to read this", expanded=False):
+    with st.expander(t("How to read this"), expanded=False):
         st.markdown(how_to_read)
     if references:
-        with st.expander("References", expanded=False):
+        with st.expander(t("References"), expanded=False):
             st.markdown("\n".join(f"- [{label}]({url})" for label, url in references))
 
 
 # ---------------------------------------------------------------- errors
 def show_error(exc: BaseException) -> None:
-    """Show an exception as a message: validation/resource errors as they are, others generic."""
+    """Show an exception as a message: validation/resource errors as they are (in the session's
+    language: core's message templates are catalogued), others generic. The generic one keeps
+    the English marker UNEXPECTED in every language, for the tests."""
     if isinstance(exc, ValidationError):
-        st.error(str(exc), icon=":material/error:")
+        st.error(tr(str(exc)), icon=":material/error:")
     elif isinstance(exc, ResourceError):
-        st.error(str(exc), icon=":material/memory:")
+        st.error(tr(str(exc)), icon=":material/memory:")
     else:
         log.exception("page error", exc_info=exc)
         st.error(
-            f"{UNEXPECTED} ({type(exc).__name__}): {escape(str(exc))[:300]}. "
-            "The details are in the server log; try other settings.",
+            t("{marker} ({kind}): {detail}. The details are in the server log; try other settings.",
+              marker=UNEXPECTED, kind=type(exc).__name__, detail=escape(str(exc))[:300]),
             icon=":material/bug_report:",
         )
 
@@ -82,7 +85,8 @@ def notice_truncated(checked: CheckedText, cap: int, unit: str = "characters") -
     """A visible notice when user input was cut to ``cap``."""
     if checked.truncated:
         st.warning(
-            f"Input is {checked.original_chars:,} {unit}; only the first {cap:,} are used.",
+            t("Input is {n:,} {unit}; only the first {cap:,} are used.", n=checked.original_chars,
+              unit=tr(unit), cap=cap),
             icon=":material/content_cut:",
         )
 
@@ -200,17 +204,16 @@ def run_with_progress(fn: Callable, *args, text: str | None = None, **kwargs):
 def wait_callback(placeholder) -> Callable[[int, float], None]:
     """Adapter for the scheduler's ``on_wait(ahead, waited_s)``: a visible queue notice."""
     label = "GPU" if cache.device_name().startswith("cuda") else "CPU"
+    waiting = t("Waiting for the {device} ({ahead} ahead): another session's heavy job is running; "
+                "yours starts when it is done. Waited {waited:.0f} s.")
 
     def update(ahead: int, waited: float) -> None:
         with _not_replayed():
             if ahead == 0:                 # the scheduler says: your job starts now
                 placeholder.empty()
                 return
-            placeholder.info(
-                f"Waiting for the {label} ({ahead} ahead): another session's heavy job is "
-                f"running; yours starts when it is done. Waited {waited:.0f} s.",
-                icon=":material/hourglass_top:",
-            )
+            placeholder.info(waiting.format(device=label, ahead=ahead, waited=waited),
+                             icon=":material/hourglass_top:")
 
     return update
 
@@ -230,8 +233,9 @@ def _not_replayed() -> Iterator[None]:
 
 def recorded_caption(meta: dict) -> str:
     """"recorded on <device>, <date>" for results loaded from bench/results/."""
-    device = meta.get("device", {}).get("name", "unknown device")
-    return f"Recorded on {device}, {meta.get('date', 'unknown date')} (bench/results/)."
+    device = meta.get("device", {}).get("name") or t("unknown device")
+    return t("Recorded on {device}, {date} (bench/results/).", device=device,
+             date=meta.get("date") or t("unknown date"))
 
 
 # ---------------------------------------------------------------- device
@@ -240,8 +244,8 @@ def device_label(info) -> str:
     if info.kind == "cuda":
         return f"{info.name} · {fmt_bytes(info.total_memory, binary=True, digits=1)}"
     if info.kind == "mps":
-        return f"{info.name} (unified memory)"
-    return "CPU – timings are CPU timings"
+        return t("{name} (unified memory)", name=info.name)
+    return t("CPU – timings are CPU timings")
 
 
 def sidebar_device_badge(info) -> None:
@@ -250,8 +254,8 @@ def sidebar_device_badge(info) -> None:
         st.divider()
         icon = ":material/memory:" if info.kind != "cpu" else ":material/computer:"
         st.markdown(f"{icon} **{escape(device_label(info))}**")
-        triton = info.triton_version or "not installed"
-        mode = " (interpreter)" if info.triton_interpreted and info.triton_version else ""
+        triton = info.triton_version or t("not installed")
+        mode = t(" (interpreter)") if info.triton_interpreted and info.triton_version else ""
         st.caption(f"torch {info.torch_version} · triton {triton}{mode}")
 
 
