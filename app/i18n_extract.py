@@ -65,7 +65,7 @@ def messages(source: str) -> list[tuple[int, str]]:
             continue
         name = _callee(node)
         args = []
-        if (name in EXCEPTIONS or name.endswith("Error")) and node.args:
+        if (name in EXCEPTIONS or name.endswith("Error") or name == "N_") and node.args:
             args.append(node.args[0])
         if name in NAMED and len(node.args) > NAMED[name]:
             args.append(node.args[NAMED[name]])

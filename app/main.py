@@ -20,7 +20,7 @@ import core  # noqa: F401  (offline environment defaults before any model librar
 from app import cache, i18n, ui
 from app.navigation import build_navigation
 
-st.set_page_config(page_title="LLM Atlas", page_icon=":material/explore:", layout="wide")
+st.set_page_config(page_title=i18n.t("LLM Atlas"), page_icon=":material/explore:", layout="wide")
 i18n.language_switch()
 page = build_navigation()
 ui.sidebar_device_badge(cache.device_info())

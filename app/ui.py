@@ -24,7 +24,7 @@ from core.runtime.validation import CheckedText, ResourceError, ValidationError
 
 log = logging.getLogger("atlas.ui")
 
-UNEXPECTED = "Unexpected error"   # tests look for this marker: it must never show
+UNEXPECTED = "Unexpected error"   # tests look for this marker: it must never show  # i18n: skip (the same in every language)
 PALETTE = ("#4C6EF5", "#F76707", "#12B886", "#E64980", "#7950F2", "#FAB005",
            "#15AABF", "#82C91E", "#868E96", "#BE4BDB")
 
@@ -102,8 +102,8 @@ def fmt_bytes(n: float | None, *, binary: bool = False, digits: int = 2) -> str:
     """1.50 GB (decimal) or 1.40 GiB (binary=True); None -> "—"."""
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "—"
-    base, units = (1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB")) if binary else (
-        1000.0, ("B", "KB", "MB", "GB", "TB", "PB"))
+    base, units = (1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB")) if binary else (  # i18n: skip (units)
+        1000.0, ("B", "KB", "MB", "GB", "TB", "PB"))  # i18n: skip (units)
     value, unit = float(n), units[0]
     for unit in units:
         if abs(value) < base or unit == units[-1]:
@@ -256,7 +256,7 @@ def sidebar_device_badge(info) -> None:
         st.markdown(f"{icon} **{escape(device_label(info))}**")
         triton = info.triton_version or t("not installed")
         mode = t(" (interpreter)") if info.triton_interpreted and info.triton_version else ""
-        st.caption(f"torch {info.torch_version} · triton {triton}{mode}")
+        st.caption(f"torch {info.torch_version} · triton {triton}{mode}")  # i18n: skip (package names)
 
 
 # ---------------------------------------------------------------- whitespace
@@ -308,7 +308,7 @@ def marked_text(marks: Iterable[Mark]) -> str:
                          f"color:{fg};" if fg else "",
                          "text-decoration:underline dotted;" if m.dotted else "",
                          "padding:0 1px;border-radius:3px;white-space:pre-wrap"))
-        label = escape(m.text).replace("\r", "␍").replace("\n", "⏎<br>")
+        label = escape(m.text).replace("\r", "␍").replace("\n", "⏎<br>")  # i18n: skip (markup)
         tip = f' title="{escape(m.tip)}"' if m.tip else ""
         spans.append(f'<span{tip} style="{style}">{label}</span><wbr>')
     return ('<div style="font-family:monospace;font-size:1.05rem;line-height:2.1">'

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import cache, ui
-from app.i18n import t
+from app.i18n import t, tr
 from app.navigation import SECTIONS, section_pages
 
 ui.page_header(
@@ -27,12 +27,12 @@ for section in SECTIONS:
     specs = section_pages(section)
     if not specs:
         continue
-    st.subheader(t(section))
+    st.subheader(tr(section))
     columns = st.columns(3)
     for i, spec in enumerate(specs):
         with columns[i % 3].container(border=True):
-            st.page_link(spec.script, label=f"**{t(spec.title)}**", icon=spec.icon)
-            st.caption(t(spec.teaser))
+            st.page_link(spec.script, label=f"**{tr(spec.title)}**", icon=spec.icon)
+            st.caption(tr(spec.teaser))
 
 ui.page_footer(
     t("Pick a topic in the sidebar or on a card. Pages start with a small default that "

@@ -20,6 +20,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from app.i18n import compile_catalogs  # noqa: E402
+
+compile_catalogs()   # the .mo files are built, never committed (make test builds them too)
+
 from bench.browser import chromium_path  # noqa: E402
 
 if not torch.cuda.is_available():

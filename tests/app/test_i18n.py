@@ -194,3 +194,125 @@ def test_an_unknown_message_stays_english_and_is_recorded(zh_catalog):
     assert ("zh", message) in i18n.MISSING
     i18n.MISSING.discard(("zh", message))
     assert CJK.search(i18n.translate_message("The prompt is empty.", "zh"))
+
+
+# ---- pages and the app shell
+# Every string a person reads on a page goes through t("...") (a literal, so Babel extracts
+# it), N_("...") where it is defined away from where it is shown, or tr(value) for text that
+# core/ returned. The lint below finds literals that escape all three; text that is the same in
+# every language (paper titles, units, HTML, code) carries `# i18n: skip` on its line.
+import ast  # noqa: E402  (this section's own tools)
+
+I18N_SOURCES = sorted([*ROOT.glob("pages/*.py"),
+                       *(p for p in ROOT.glob("app/**/*.py") if p.name not in ("i18n.py", "i18n_extract.py"))])
+NON_TEXT_KWARGS = {
+    "key", "icon", "type", "mode", "format", "hovermode", "barmode", "colorscale", "color", "line_dash", "dash",
+    "symbol", "orientation", "textposition", "xref", "yref", "anchor", "side", "layout", "width", "height",
+    "fill", "template", "textinfo", "hoverinfo", "xaxis", "yaxis", "legendgroup", "tickformat",
+    "label_visibility", "marker_symbol", "line_shape", "histnorm", "align", "valign", "file_name", "mime",
+    "language", "on_change", "page", "url", "yanchor", "xanchor", "theme", "selection_mode", "on_select",
+    "color_continuous_scale", "ticksuffix", "tickprefix", "axis", "gap", "vertical_alignment", "border",
+    "source", "engine", "layer", "stackgroup", "groupnorm", "fillcolor", "hoveron", "points", "boxpoints",
+    "textfont_family", "font_family", "name_key", "sort", "method", "split", "dtype", "device"}
+TEXTY = re.compile(r"[A-Za-z]{2,}")
+IDENTIFIER = re.compile(r"^[a-z0-9_.\-/:%#+*=<>|\[\](){}, ]*$")     # keys, modes, dtypes, formats
+ACRONYM = re.compile(r"^[A-Z0-9_\-]{2,6}$")                           # GPU, CPU, KV, MLA
+HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
+CSS = re.compile(r"[a-z-]+:[^;\"]*;|^\s*<|[\"']?\s*(title|style)=\"?$")       # inline style and markup
+MARKERS = {"t", "N_", "tr"}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            out.add(id(body[0].value))
+    return out
+
+
+def unmarked_text(source: str) -> list[tuple[int, str]]:
+    """(line, text) of string literals that read as words and are not marked for translation."""
+    tree, lines = ast.parse(source), source.splitlines()
+    fine = _docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            covered = [node] if name in MARKERS else [kw.value for kw in node.keywords if kw.arg in NON_TEXT_KWARGS]
+            fine |= {id(sub) for c in covered for sub in ast.walk(c)}
+        elif isinstance(node, ast.Subscript):
+            fine |= {id(sub) for sub in ast.walk(node.slice)}      # st.session_state["x"], row["col"]
+        elif isinstance(node, ast.Compare):
+            fine |= {id(sub) for sub in ast.walk(node)}            # mode == "naive"
+        elif isinstance(node, ast.Tuple) and any(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                                                 and e.value.startswith("http") for e in node.elts):
+            fine |= {id(sub) for sub in ast.walk(node)}            # (paper title, URL): references stay as published
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or id(node) in fine:
+            continue
+        text = node.value
+        if not TEXTY.search(text) or IDENTIFIER.match(text) or text.startswith(("http", ":material/")) \
+                or ACRONYM.match(text.strip()) or HEX_COLOUR.match(text) or CSS.search(text):
+            continue
+        if "i18n: skip" not in lines[node.lineno - 1]:
+            found.append((node.lineno, text[:80]))
+    return found
+
+
+def test_the_lint_finds_unmarked_text():
+    src = ('"""Doc."""\nimport streamlit as st\nst.title("Hello world")\nst.title(t("Marked text"))\n'
+           'st.button("Go", key="go_button")\nx = {"Model": 1}\nif mode == "Some mode":\n    pass\n'
+           'st.caption("Vaswani et al. 2017")  # i18n: skip\nst.write(f"{n} tokens")\n')
+    assert [text for _, text in unmarked_text(src)] == ["Hello world", "Go", "Model"] or \
+        sorted(text for _, text in unmarked_text(src)) == sorted(["Hello world", "Go", "Model", " tokens"])
+
+
+@pytest.mark.parametrize("path", I18N_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_text_is_marked_for_translation(path):
+    found = unmarked_text(path.read_text(encoding="utf-8"))
+    assert not found, f"{len(found)} unmarked strings in {path.relative_to(ROOT)}: {found[:20]}"
+
+
+def _app_msgids() -> dict[str, str]:
+    """Every t("...") / N_("...") msgid in pages/ and app/, with where it is."""
+    with (ROOT / "babel.cfg").open() as fh:
+        method_map, options_map = parse_mapping_cfg(fh)
+    app_map = [(pattern, method) for pattern, method in method_map if pattern.startswith(("pages/", "app/"))]
+
+    def only_app(dirpath: str) -> bool:
+        rel = Path(dirpath).relative_to(ROOT).parts
+        return not rel or rel[0] in ("pages", "app") and not any(p.startswith((".", "_")) for p in rel)
+
+    out = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+            ROOT, app_map, options_map, keywords={"t": None, "N_": None}, directory_filter=only_app):
+        if isinstance(message, str):
+            out.setdefault(message, f"{filename}:{lineno}")
+    return out
+
+
+def test_every_page_string_has_a_chinese_translation(zh_catalog):
+    msgids = _app_msgids()
+    assert "How to read this" in msgids and "Inside a real LLM" in msgids
+    missing = {m: where for m, where in msgids.items() if not zh_catalog._catalog.get(m)}
+    assert not missing, f"{len(missing)} page strings lack a zh translation: {dict(list(missing.items())[:30])}"
+
+
+def test_t_takes_a_literal_so_it_can_be_extracted():
+    bad = []
+    for path in I18N_SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("t", "N_") \
+                    and not (node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not bad, bad
+
+
+def test_language_from_the_header():
+    assert i18n.language_from_header("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
+    assert i18n.language_from_header("en-GB,en;q=0.9,zh;q=0.8") == "en"
+    assert i18n.language_from_header("de;q=0.9,zh-TW;q=0.5") == "zh"
+    assert i18n.language_from_header("fr,de") is None and i18n.language_from_header(None) is None

@@ -30,9 +30,12 @@ def spec_for(path: str):
     raise KeyError(f"pages/{path} is not registered in app/navigation.py")
 
 
-def open_page(path: str, timeout: float = TIMEOUT_S) -> AppTest:
-    """Run app/main.py, switch to pages/<path>, run it; returns the AppTest."""
+def open_page(path: str, timeout: float = TIMEOUT_S, lang: str | None = None) -> AppTest:
+    """Run app/main.py, switch to pages/<path>, run it; returns the AppTest. ``lang`` ("en",
+    "zh") goes into the URL as ?lang=, as a shared link would carry it."""
     at = AppTest.from_file(str(MAIN), default_timeout=timeout)
+    if lang is not None:
+        at.query_params["lang"] = lang
     at.run()
     at.switch_page(spec_for(path).script)
     return at.run()
