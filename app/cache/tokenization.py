@@ -23,7 +23,7 @@ def available() -> tuple[str, ...]:
     return tuple(tokenizers.list_tokenizers())
 
 
-@st.cache_resource(show_spinner="Loading tokenizer vocabularies…")
+@st.cache_resource(show_spinner=False)   # the page shows the spinner, in its language
 def tokenizers_ready(names: tuple[str, ...]) -> tuple[str, ...]:
     """Load (once per process) the vocabularies of ``names``; returns the names."""
     for name in names:

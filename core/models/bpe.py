@@ -37,6 +37,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from core.data import corpus
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import (
     ValidationError,
     check_choice,
@@ -58,7 +59,8 @@ PATTERNS = {  # pre-split regexes (tiktoken_ext/openai_public.py)
     "gpt2": r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""",
     "none": None,   # no pre-split: the whole text is one chunk per line
 }
-PATTERN_LABELS = {"gpt4": "GPT-4 (cl100k_base) regex", "gpt2": "GPT-2 regex", "none": "no pre-split (lines)"}
+PATTERN_LABELS = {"gpt4": N_("GPT-4 (cl100k_base) regex"), "gpt2": N_("GPT-2 regex"),
+                  "none": N_("no pre-split (lines)")}
 
 Progress = Callable[[float, str], None]
 Pair = tuple[int, int]
@@ -226,7 +228,8 @@ def train(text: str, config: BPEConfig = BPEConfig(), *, progress: Progress | No
         for rank in range(config.n_merges):
             best = index.pop_best()
             if best is None or best[1] < config.min_count:
-                stopped = "no pair left to merge" if best is None else f"best pair occurs < {config.min_count} times"
+                stopped = (N_("no pair left to merge") if best is None
+                           else N_(f"best pair occurs < {config.min_count} times"))
                 break
             pair, count = best
             new_id = 256 + rank
@@ -236,9 +239,9 @@ def train(text: str, config: BPEConfig = BPEConfig(), *, progress: Progress | No
             if rank % 25 == 0:
                 job.check()
                 if progress:
-                    progress((rank + 1) / config.n_merges, f"merge {rank + 1:,} / {config.n_merges:,}")
+                    progress((rank + 1) / config.n_merges, N_(f"merge {rank + 1:,} / {config.n_merges:,}"))
     if progress:
-        progress(1.0, f"{len(steps):,} merges learned")
+        progress(1.0, N_(f"{len(steps):,} merges learned"))
     return TrainedBPE(config, tuple(steps), len(text.encode("utf-8")), len(words), tuple(tokens_after),
                       time.perf_counter() - started, stopped)
 

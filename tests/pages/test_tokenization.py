@@ -170,3 +170,44 @@ def test_smollm2_chat_template_from_its_gguf(page):
     at.text_input(key="tok_chat_system").input("You are a helpful assistant.")
     at.text_input(key="tok_chat_user").input("How many tokens is 東京?")
     at.selectbox(key="tok_chat_fmt").set_value("qwen").run()
+
+
+# ---------------------------------------------------------------- in Chinese (?lang=zh)
+def test_every_tab_in_chinese_with_the_chinese_example():
+    """?lang=zh opens on the Chinese example (what CJK costs in bytes and tokens); every tab and its
+    main controls render without an error and without text missing from the catalog."""
+    from app import i18n
+
+    before = set(i18n.MISSING)
+    at = open_page("tokenization.py", lang="zh")
+    assert_clean(at)
+    assert at.text_area(key="tok_text").value == tokenizers.EXAMPLES["Chinese"]
+    assert any("中日韩 (CJK) 文本" in c.value and "3 个字节" in c.value for c in at.caption)
+    for name in ("gpt2", "bert-wordpiece", "qwen3.6", "smollm2"):      # each way of splitting CJK
+        at.selectbox(key="tok_name").set_value(name).run()
+        assert_clean(at)
+    at.text_area(key="tok_text").input("end\x04of\x1dtext 東京").run()   # SmolLM2 drops two bytes
+    assert any("丢掉了" in w.value for w in at.warning)
+    zh = lambda msgid: i18n.translate(msgid, "zh")              # noqa: E731
+    at.session_state["tok_tab"] = zh("Side by side")
+    at = at.run()
+    assert_clean(at)
+    assert zh("tokens / CJK char") in at.dataframe[0].value.columns
+    at.session_state["tok_tab"] = zh("Special tokens & chat")
+    at = at.run()
+    for fmt in ("qwen", "deepseek", "harmony", "bert", "smollm2"):
+        at.selectbox(key="tok_chat_fmt").set_value(fmt).run()
+        assert_clean(at)
+    assert "“東京”是几个词元？" in at.code[0].value                # the example chat is Chinese
+    at.session_state["tok_tab"] = zh("BPE from scratch")
+    at = at.run()
+    at.select_slider(key="tok_bpe_chars").set_value(50_000).run()
+    at.slider(key="tok_bpe_merges").set_value(60).run()
+    at.selectbox(key="tok_bpe_pattern").set_value("none").run()
+    assert_clean(at)
+    at.radio(key="tok_bpe_corpus").set_value("own").run()
+    at.text_area(key="tok_bpe_own").input("abc").run()              # too short: the early stop is explained
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    missing = sorted(m for lang, m in i18n.MISSING - before if lang == "zh")
+    assert not missing, missing
