@@ -62,6 +62,7 @@ from core.nn.attention import AttentionShape
 from core.runtime.device import cpu_threads as _cpu_threads
 from core.runtime.device import oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import CheckedText, ValidationError, check_float, check_int, check_text
 from core.train import loop
 from core.train.loop import optimizer_step, set_lr
@@ -94,8 +95,8 @@ TRAIN_TIME_LIMIT_S = 900.0  # a comparison run stops after this long
 # (measured: 0.07 s vs 2.2 s per step), because OpenMP threads spin-wait for each other.
 CPU_TRAIN_THREADS = 1
 MODES = ("none", "aux_loss", "aux_free")
-MODE_LABELS = {"none": "No balancing", "aux_loss": "Auxiliary loss",
-               "aux_free": "Aux-loss-free bias (V3)"}
+MODE_LABELS = {"none": N_("No balancing"), "aux_loss": N_("Auxiliary loss"),
+               "aux_free": N_("Aux-loss-free bias (V3)")}
 DISPATCHES = ("sorted", "padded")
 UNKNOWN = char_data.UNK     # how an unknown character is shown
 
@@ -650,7 +651,8 @@ def train_lm(cfg: TrainConfig, balance: BalanceConfig, corpus: CharCorpus,
     loop.train(step, cfg.steps, job=job, evaluate=lambda done: _log_eval(log, model, vx, vy, done),
                eval_at=loop.every_and_last(cfg.steps, cfg.eval_every), progress=progress,
                progress_every=max(1, cfg.steps // 40), span=span,
-               message=lambda done, ce: f"{MODE_LABELS[balance.mode]}: step {done}/{cfg.steps}, loss {float(ce):.3f}")
+               message=lambda done, ce: N_(f"{MODE_LABELS[balance.mode]}: step {done}/{cfg.steps}, "
+                                           f"loss {float(ce):.3f}"))
     return TrainedRun(balance, model.eval(), _history(balance.mode, log, cfg))
 
 
@@ -813,7 +815,8 @@ def route_run_text(comp: Comparison, mode: str, text: str) -> TextRouting:
 
 
 MIN_LIFT = 1.5   # a character is an expert's favourite when it is routed there 1.5x as often as average
-CHAR_CLASSES = ("space", "vowel", "consonant", "capital", "digit", "punctuation", "other")
+CHAR_CLASSES = (N_("space"), N_("vowel"), N_("consonant"), N_("capital"), N_("digit"), N_("punctuation"),
+                N_("other"))
 
 
 def char_class(ch: str) -> str:
@@ -926,11 +929,11 @@ def _flops_per_token(cfg, expert: int, context: int, experts_used: int) -> dict:
     else:
         qk = v = cfg.head_dim
     return {
-        "attention projections": 2 * cfg.layers * attention_params(cfg),
-        "attention over context": 2 * cfg.layers * cfg.heads * (qk + v) * context,
-        "dense MLP layers": 2 * cfg.first_k_dense * mlp_params(cfg, cfg.intermediate),
-        "shared experts": 2 * cfg.moe_layers * cfg.n_shared_experts * expert,
-        "routed experts": 2 * cfg.moe_layers * experts_used * expert,
-        "router": 2 * cfg.moe_layers * cfg.n_routed_experts * cfg.hidden,
-        "LM head": 2 * cfg.vocab_size * cfg.hidden,
+        N_("attention projections"): 2 * cfg.layers * attention_params(cfg),
+        N_("attention over context"): 2 * cfg.layers * cfg.heads * (qk + v) * context,
+        N_("dense MLP layers"): 2 * cfg.first_k_dense * mlp_params(cfg, cfg.intermediate),
+        N_("shared experts"): 2 * cfg.moe_layers * cfg.n_shared_experts * expert,
+        N_("routed experts"): 2 * cfg.moe_layers * experts_used * expert,
+        N_("router"): 2 * cfg.moe_layers * cfg.n_routed_experts * cfg.hidden,
+        N_("LM head"): 2 * cfg.vocab_size * cfg.hidden,
     }

@@ -81,3 +81,36 @@ def test_long_text_is_capped_with_a_notice(at):
     at.text_area(key="moe_text").input("   ").run()
     assert_clean(at)
     assert any("empty" in e for e in errors(at))
+
+
+def test_training_and_every_control_in_chinese():
+    """?lang=zh: a short training run, every segmented control and the scale tab render without an
+    error and without text missing from the catalog."""
+    from app import i18n
+
+    before = set(i18n.MISSING)
+    at = open_page(PAGE, lang="zh")
+    assert_clean(at)
+    assert i18n.translate("DeepSeek-V3 at scale", "zh") in [t.label for t in at.tabs]
+    at.slider(key="moe_steps").set_value(10)
+    at.number_input(key="moe_experts").set_value(8)
+    at.number_input(key="moe_groups").set_value(2)                # group-limited routing in the description
+    at.run()
+    at.button(key="moe_train").click().run()
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    assert [m.label for m in at.metric].count(i18n.translate("Held-out loss", "zh")) == 3
+    at.segmented_control(key="moe_train_layer").set_value(1).run()
+    at.segmented_control(key="moe_route_model").set_value("aux_loss").run()
+    at.segmented_control(key="moe_route_layer").set_value(1).run()
+    at.segmented_control(key="moe_route_show").set_value("affinities").run()
+    at.segmented_control(key="moe_spec_model").set_value("none").run()
+    at.segmented_control(key="moe_spec_layer").set_value(1).run()
+    at.text_area(key="moe_text").input("混合专家 routes 中文 too: 东京").run()   # characters it has never seen
+    at.selectbox(key="moe_scale_preset").set_value("deepseek-v2").run()
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    at.number_input(key="moe_topk").set_value(20).run()            # a bad setting: core's message, in Chinese
+    assert errors(at) and all(any("\u4e00" <= ch <= "\u9fff" for ch in e) for e in errors(at))
+    missing = sorted(m for lang, m in i18n.MISSING - before if lang == "zh")
+    assert not missing, missing
