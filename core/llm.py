@@ -47,6 +47,7 @@ from core.nn import (
 )
 from core.nn.sampling import check_sampling
 from core.runtime.device import ensure_triton_backend, oom_guard, pick_device
+from core.runtime.text import N_
 from core.runtime.validation import (
     CheckedText,
     ValidationError,
@@ -434,8 +435,8 @@ def next_token_choices(logits: torch.Tensor, sampling: SamplingConfig, n: int = 
     k_only = (next_token_distribution(logits, SamplingConfig(t, sampling.top_k, None, sampling.seed))
               if t and sampling.top_k is not None else None)
     top = model.topk(n).indices
-    cut = [None if final[i] > 0 else "greedy" if not t else
-           "top-k" if k_only is not None and k_only[i] == 0 else "top-p" for i in top.tolist()]
+    cut = [None if final[i] > 0 else N_("greedy") if not t else
+           N_("top-k") if k_only is not None and k_only[i] == 0 else N_("top-p") for i in top.tolist()]
     gen = torch.Generator(device=logits.device).manual_seed(sampling.seed) if t else None
     sampled = int(sample_token(final, gen))
     nz = final[final > 0]
@@ -531,11 +532,11 @@ def query_attention(trace: Trace, position: int, head: int | None = None) -> tor
 
 
 PARTS = (
-    ("embedding", "token embedding table (tied: the output head too)"),
-    ("attention", "q, k, v and output projections"),
-    ("dense_mlp", "MLP: gate, up and down projections"),
-    ("norms", "norm weights (2 per block + the final norm)"),
-    ("head", "output head (0 when tied to the embedding)"),
+    ("embedding", N_("token embedding table (tied: the output head too)")),
+    ("attention", N_("q, k, v and output projections")),
+    ("dense_mlp", N_("MLP: gate, up and down projections")),
+    ("norms", N_("norm weights (2 per block + the final norm)")),
+    ("head", N_("output head (0 when tied to the embedding)")),
 )
 
 

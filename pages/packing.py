@@ -9,44 +9,44 @@ import streamlit as st
 
 from app import cache, ui
 from app.cache import packing as packing_cache
+from app.i18n import N_, t, tr
 from core.models import packing
 from core.runtime.validation import ValidationError
 
-TITLE = "Sequence packing"
 MAX_UPLOAD_BYTES = 2_000_000
-SOURCES = {"wiki-paragraph": "Wikipedia sample, one sample per paragraph",
-           "wiki-article": "Wikipedia sample, one sample per article (cut at the max length)",
-           "text": "Your own text"}
+SOURCES = {"wiki-paragraph": N_("Wikipedia sample, one sample per paragraph"),
+           "wiki-article": N_("Wikipedia sample, one sample per article (cut at the max length)"),
+           "text": N_("Your own text")}
 LENGTH_OPTIONS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 PAD_COLOR = "#DEE2E6"
 
 ui.page_header(
-    TITLE,
-    "A padded batch computes every sample at the batch's longest length; the padding is thrown away. "
-    "**Packing** puts whole samples end to end in rows of a fixed length. A **block-diagonal mask** built "
-    "from `cu_seqlens` and **position ids that restart** at every sample keep each sample's output "
-    "exactly what it would be alone. Real token lengths (the tokenizer you pick), a real transformer "
-    "layer checked both ways, and forward+backward timed on this device.",
+    t("Sequence packing"),
+    t("A padded batch computes every sample at the batch's longest length; the padding is thrown away. "
+      "**Packing** puts whole samples end to end in rows of a fixed length. A **block-diagonal mask** built "
+      "from `cu_seqlens` and **position ids that restart** at every sample keep each sample's output "
+      "exactly what it would be alone. Real token lengths (the tokenizer you pick), a real transformer "
+      "layer checked both ways, and forward+backward timed on this device."),
 )
 device = cache.device_name()
 info = cache.device_info()
 tab_pack, tab_mask, tab_layer, tab_speed = st.tabs(
-    ["Padding vs packing", "cu_seqlens & the mask", "Packed == alone?", "Speed & memory"])
+    [t("Padding vs packing"), t("cu_seqlens & the mask"), t("Packed == alone?"), t("Speed & memory")])
 
 
 # ---------------------------------------------------------------- inputs
 def tokenizer_choice(container) -> str:
     options = [n for n in packing_cache.tokenizer_names() if n != "bert-wordpiece"]
     default = options.index("cl100k_base") if "cl100k_base" in options else 0
-    return container.selectbox("Tokenizer", options, index=default, key="pk_tokenizer",
-                               help="Lengths are real token counts (+1 end-of-text token per sample).")
+    return container.selectbox(t("Tokenizer"), options, index=default, key="pk_tokenizer",
+                               help=t("Lengths are real token counts (+1 end-of-text token per sample)."))
 
 
 def user_text(container) -> str:
-    text = container.text_area("Your documents (a blank line between documents; one paragraph a line)",
+    text = container.text_area(t("Your documents (a blank line between documents; one paragraph a line)"),
                                key="pk_text", height=140, max_chars=packing.MAX_TEXT_CHARS,
-                               placeholder="Paste some text: each line becomes a sample.")
-    upload = container.file_uploader("…or upload a UTF-8 text file", type=["txt", "md", "csv"],
+                               placeholder=t("Paste some text: each line becomes a sample."))
+    upload = container.file_uploader(t("…or upload a UTF-8 text file"), type=["txt", "md", "csv"],
                                      key="pk_upload")
     if upload is not None:
         checked = packing_cache.upload_text(upload.getvalue(), MAX_UPLOAD_BYTES)
@@ -62,24 +62,26 @@ def user_text(container) -> str:
 def sample_source() -> tuple[tuple | None, dict]:
     """Widgets for the data and the batch shape; returns (lengths or None, settings)."""
     c1, c2, c3, c4, c5 = st.columns([1.6, 1, 1, 1, 1])
-    source = c1.selectbox("Samples", list(SOURCES), format_func=SOURCES.get, key="pk_source")
+    source = c1.selectbox(t("Samples"), list(SOURCES), format_func={k: tr(v) for k, v in SOURCES.items()}.get,
+                          key="pk_source")
     tokenizer = tokenizer_choice(c2)
-    max_len = c3.select_slider("Max sample length (tokens)", LENGTH_OPTIONS, value=1024, key="pk_max_len",
-                               help="Longer documents are cut into several samples.")
-    capacity = c4.select_slider("Pack length (tokens per row)", LENGTH_OPTIONS, value=2048, key="pk_capacity")
-    batch = c5.slider("Batch size (padded)", 1, 64, 8, key="pk_batch",
-                      help="Sequences per padded batch. A packed batch gets the same token budget: "
-                           "batch × max length tokens.")
+    max_len = c3.select_slider(t("Max sample length (tokens)"), LENGTH_OPTIONS, value=1024, key="pk_max_len",
+                               help=t("Longer documents are cut into several samples."))
+    capacity = c4.select_slider(t("Pack length (tokens per row)"), LENGTH_OPTIONS, value=2048, key="pk_capacity")
+    batch = c5.slider(t("Batch size (padded)"), 1, 64, 8, key="pk_batch",
+                      help=t("Sequences per padded batch. A packed batch gets the same token budget: "
+                             "batch × max length tokens."))
     text = ""
     settings = {"capacity": capacity, "batch": batch, "max_len": max_len, "tokenizer": tokenizer}
     if source == "text":
         text = user_text(st)
         if not text.strip():
-            st.info("Type or upload some text to see its length distribution.", icon=":material/edit:")
+            st.info(t("Type or upload some text to see its length distribution."), icon=":material/edit:")
             return None, settings
     unit = "article" if source == "wiki-article" else "paragraph"
     origin = "wiki" if source.startswith("wiki") else "text"
-    return packing_cache.samples(origin, unit, tokenizer, max_len, text), settings
+    with st.spinner(t("Tokenizing the documents…")):
+        return packing_cache.samples(origin, unit, tokenizer, max_len, text), settings
 
 
 # ---------------------------------------------------------------- tab 1
@@ -89,36 +91,37 @@ def length_figure(lengths: tuple, capacity: int) -> go.Figure:
     mids = [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)]
     fig = go.Figure(go.Bar(x=mids, y=hist["counts"], width=edges[1] - edges[0], marker_color=ui.PALETTE[0],
                            customdata=list(zip(edges, edges[1:], strict=False)),
-                           hovertemplate="%{customdata[0]}–%{customdata[1]} tokens: %{y} samples<extra></extra>"))
+                           hovertemplate=t("%{customdata[0]}–%{customdata[1]} tokens: %{y} samples"
+                                           "<extra></extra>")))
     longest = edges[-1]
     if capacity <= 1.5 * longest:
         fig.add_vline(x=capacity, line_dash="dash", line_color=ui.PALETTE[1],
-                      annotation_text=f"pack length {capacity:,}")
+                      annotation_text=t("pack length {n:,}", n=capacity))
     else:
         fig.add_annotation(x=1, y=1, xref="paper", yref="paper", showarrow=False, xanchor="right",
-                           text=f"pack length {capacity:,} tokens (off the chart)")
-    return ui.style_figure(fig, x_title="sample length (tokens)", y_title="samples", height=300)
+                           text=t("pack length {n:,} tokens (off the chart)", n=capacity))
+    return ui.style_figure(fig, x_title=t("sample length (tokens)"), y_title=t("samples"), height=300)
 
 
 def stats_table(stats) -> pd.DataFrame:
     return pd.DataFrame([{
-        "strategy": s.label, "rows": s.rows, "batches": s.batches,
-        "computed positions": s.slots, "efficiency": ui.fmt_pct(s.efficiency),
-        "padding": ui.fmt_pct(s.waste), "real tokens / batch": f"{s.tokens_per_batch:,.0f}",
-        "attention scores (full rows)": ui.fmt_count(s.attention_scores),
-        "sequences cut": s.split_sequences,
+        t("strategy"): tr(s.label), t("rows"): s.rows, t("batches"): s.batches,
+        t("computed positions"): s.slots, t("efficiency"): ui.fmt_pct(s.efficiency),
+        t("padding"): ui.fmt_pct(s.waste), t("real tokens / batch"): f"{s.tokens_per_batch:,.0f}",
+        t("attention scores (full rows)"): ui.fmt_count(s.attention_scores),
+        t("sequences cut"): s.split_sequences,
     } for s in stats])
 
 
 def waste_figure(stats) -> go.Figure:
     fig = go.Figure(go.Bar(
-        y=[s.label for s in stats], x=[100 * s.waste for s in stats], orientation="h",
+        y=[tr(s.label) for s in stats], x=[100 * s.waste for s in stats], orientation="h",
         marker_color=[ui.PALETTE[1] if s.strategy.startswith("pad") else ui.PALETTE[2] for s in stats],
         text=[ui.fmt_pct(s.waste) for s in stats], textposition="outside",
-        hovertemplate="%{y}: %{x:.2f} % of computed positions are padding<extra></extra>"))
+        hovertemplate=t("%{y}: %{x:.2f} % of computed positions are padding<extra></extra>")))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(range=[0, 118])
-    return ui.style_figure(fig, x_title="padding (% of computed positions)", height=300)
+    return ui.style_figure(fig, x_title=t("padding (% of computed positions)"), height=300)
 
 
 def layout_figure(layout, values: tuple, rows: int, width: int) -> go.Figure:
@@ -126,24 +129,25 @@ def layout_figure(layout, values: tuple, rows: int, width: int) -> go.Figure:
     fig = go.Figure()
     shown = list(range(min(rows, layout.n_rows)))
     depth = max(len(layout.pieces[r]) for r in shown)
+    piece, row_names = t("sample #{i}: {n:,} of {total:,} tokens"), [t("row {r}", r=r) for r in shown]
     for j in range(depth):
         xs, names, colors = [], [], []
         for r in shown:
             has = j < len(layout.pieces[r])
             xs.append(layout.pieces[r][j] if has else 0)
             idx = layout.rows[r][j] if has else -1
-            names.append(f"sample #{idx}: {layout.pieces[r][j]:,} of {values[idx]:,} tokens" if has else "")
+            names.append(piece.format(i=idx, n=layout.pieces[r][j], total=values[idx]) if has else "")
             colors.append(ui.PALETTE[idx % len(ui.PALETTE)] if has else PAD_COLOR)
-        fig.add_bar(y=[f"row {r}" for r in shown], x=xs, orientation="h", marker_color=colors,
+        fig.add_bar(y=row_names, x=xs, orientation="h", marker_color=colors,
                     marker_line_width=1, marker_line_color="white", customdata=names,
                     hovertemplate="%{customdata}<extra></extra>", showlegend=False)
     pads = [layout.row_width[r] - layout.row_tokens[r] for r in shown]
-    fig.add_bar(y=[f"row {r}" for r in shown], x=pads, orientation="h", marker_color=PAD_COLOR,
-                name="padding", hovertemplate="padding: %{x:,} positions<extra></extra>")
+    fig.add_bar(y=row_names, x=pads, orientation="h", marker_color=PAD_COLOR,
+                name=t("padding"), hovertemplate=t("padding: %{x:,} positions<extra></extra>"))
     fig.update_layout(barmode="stack")
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(range=[0, width])
-    return ui.style_figure(fig, x_title="position in the row (tokens)", height=60 + 26 * len(shown))
+    return ui.style_figure(fig, x_title=t("position in the row (tokens)"), height=60 + 26 * len(shown))
 
 
 def render_pack_tab() -> tuple | None:
@@ -153,12 +157,12 @@ def render_pack_tab() -> tuple | None:
     stats = packing_cache.compare(lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
     arr = np.asarray(lengths)
     m = st.columns(5)
-    m[0].metric("Samples", f"{len(arr):,}")
-    m[1].metric("Real tokens", ui.fmt_count(int(arr.sum())))
-    m[2].metric("Median length", f"{int(np.median(arr)):,} tokens")
-    m[3].metric("Longest", f"{int(arr.max()):,} tokens")
+    m[0].metric(t("Samples"), f"{len(arr):,}")
+    m[1].metric(t("Real tokens"), ui.fmt_count(int(arr.sum())))
+    m[2].metric(t("Median length"), t("{n:,} tokens", n=int(np.median(arr))))
+    m[3].metric(t("Longest"), t("{n:,} tokens", n=int(arr.max())))
     best = min(stats, key=lambda s: s.waste)
-    m[4].metric("Least padding", ui.fmt_pct(best.waste), help=best.label)
+    m[4].metric(t("Least padding"), ui.fmt_pct(best.waste), help=tr(best.label))
     ui.plot(length_figure(lengths, cfg["capacity"]), key="pk_hist")
     st.dataframe(stats_table(stats), hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
@@ -170,8 +174,8 @@ def render_pack_tab() -> tuple | None:
 
 
 def layout_section(lengths: tuple, cfg: dict) -> None:
-    strategy = st.selectbox("Layout of the first rows", list(packing.STRATEGIES), index=4,
-                            format_func=packing.STRATEGIES.get, key="pk_layout")
+    strategy = st.selectbox(t("Layout of the first rows"), list(packing.STRATEGIES), index=4,
+                            format_func={k: tr(v) for k, v in packing.STRATEGIES.items()}.get, key="pk_layout")
     layout, values = packing_cache.layout(strategy, lengths, cfg["capacity"], cfg["batch"], cfg["max_len"])
     width = max(layout.row_width[: 12]) if strategy.startswith("pad") else cfg["capacity"]
     ui.plot(layout_figure(layout, values, 12, max(width, cfg["capacity"])), key="pk_layout_fig")
@@ -185,33 +189,35 @@ with tab_pack, ui.guard():
 # ---------------------------------------------------------------- tab 2
 def mask_figure(mask: np.ndarray, doc: np.ndarray) -> go.Figure:
     T = mask.shape[0]
-    hover = [[f"query {i} (seq {doc[i]}) → key {j} (seq {doc[j]}): "
-              f"{'attends' if mask[i, j] else 'masked'}" for j in range(T)] for i in range(T)]
+    line, attends, masked = t("query {i} (seq {si}) → key {j} (seq {sj}): {what}"), t("attends"), t("masked")
+    hover = [[line.format(i=i, si=doc[i], j=j, sj=doc[j], what=attends if mask[i, j] else masked)
+              for j in range(T)] for i in range(T)]
     fig = go.Figure(go.Heatmap(z=mask.astype(int), colorscale=[[0, "#F1F3F5"], [1, ui.PALETTE[0]]],
                                showscale=False, text=hover, hovertemplate="%{text}<extra></extra>",
                                xgap=1, ygap=1))
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
-    return ui.style_figure(fig, x_title="key position", y_title="query position", height=420)
+    return ui.style_figure(fig, x_title=t("key position"), y_title=t("query position"), height=420)
 
 
 def render_mask_tab() -> None:
     c1, c2 = st.columns([2, 1])
-    text = c1.text_input("Sequence lengths (tokens)", "5, 3, 7, 4", key="pk_mask_lengths")
-    row = c2.slider("Row length (pack length)", 4, 64, 24, key="pk_mask_row")
+    text = c1.text_input(t("Sequence lengths (tokens)"), "5, 3, 7, 4", key="pk_mask_lengths")
+    row = c2.slider(t("Row length (pack length)"), 4, 64, 24, key="pk_mask_row")
     layout = packing_cache.row_layout(packing_cache.typed_lengths(text, 16), row)
     real = layout.cu_seqlens[-1]
-    st.markdown(f"`cu_seqlens = {list(layout.cu_seqlens)}` · {real} real tokens, {row - real} padding "
-                "(padding gets its own id, −1, and only ever sees padding).")
-    table = pd.DataFrame({"position in row": range(row), "sequence id": layout.doc,
-                          "position id (restarting)": layout.positions,
-                          "position id (not restarting)": list(range(row))}).T
+    st.markdown(t("`cu_seqlens = {cu}` · {real} real tokens, {pad} padding "
+                  "(padding gets its own id, −1, and only ever sees padding).",
+                  cu=list(layout.cu_seqlens), real=real, pad=row - real))
+    table = pd.DataFrame({t("position in row"): range(row), t("sequence id"): layout.doc,
+                          t("position id (restarting)"): layout.positions,
+                          t("position id (not restarting)"): list(range(row))}).T
     st.dataframe(table, width="stretch")
     block, plain, d = layout.block_mask.numpy(), layout.causal_mask.numpy(), np.asarray(layout.doc)
     c1, c2 = st.columns(2)
     with c1:
-        ui.titled_plot(mask_figure(block, d), "pk_mask_block", "Block-diagonal causal mask (correct)")
+        ui.titled_plot(mask_figure(block, d), "pk_mask_block", t("Block-diagonal causal mask (correct)"))
     with c2:
-        ui.titled_plot(mask_figure(plain, d), "pk_mask_plain", "Plain causal mask (leaks across sequences)")
+        ui.titled_plot(mask_figure(plain, d), "pk_mask_plain", t("Plain causal mask (leaks across sequences)"))
 
 
 with tab_mask, ui.guard():
@@ -231,18 +237,17 @@ def default_layer_lengths(lengths) -> str:
 
 def error_figure(result) -> go.Figure:
     fig = go.Figure()
-    seqs = [f"seq {i} ({n} tok)" for i, n in enumerate(result.lengths)]
+    seqs = [t("seq {i} ({n} tok)", i=i, n=n) for i, n in enumerate(result.lengths)]
+    hover = t("%{x}: relative error %{y:.2e}, max |Δ| %{customdata:.2e}")
     for i, v in enumerate(result.variants):
         rel = [max(x, 1e-18) for x in v.rel]
-        fig.add_bar(x=seqs, y=rel, name=v.label, marker_color=ui.PALETTE[[2, 1, 4, 3][i]],
-                    customdata=v.max_abs,
-                    hovertemplate="%{x}: relative error %{y:.2e}, max |Δ| %{customdata:.2e}<extra>"
-                                  + v.label + "</extra>")
+        fig.add_bar(x=seqs, y=rel, name=tr(v.label), marker_color=ui.PALETTE[[2, 1, 4, 3][i]],
+                    customdata=v.max_abs, hovertemplate=hover + "<extra>" + tr(v.label) + "</extra>")
     fig.add_hline(y=result.noise, line_dash="dot", line_color="#868E96",
-                  annotation_text=f"{result.dtype} rounding ≈ {result.noise:.0e}")
+                  annotation_text=t("{dtype} rounding ≈ {noise:.0e}", dtype=result.dtype, noise=result.noise))
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_layout(barmode="group")
-    ui.style_figure(fig, y_title="‖packed − alone‖ / ‖alone‖ (log)", height=480)
+    ui.style_figure(fig, y_title=t("‖packed − alone‖ / ‖alone‖ (log)"), height=480)
     fig.update_layout(legend={"orientation": "v", "y": -0.12, "yanchor": "top", "x": 0},
                       margin={"b": 10, "t": 40})
     return fig
@@ -250,53 +255,56 @@ def error_figure(result) -> go.Figure:
 
 def attention_figure(probs: np.ndarray, cu: tuple) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=probs, colorscale="Blues", colorbar={"title": "p"},
-                               hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>"))
+                               hovertemplate=t("query %{y} → key %{x}: %{z:.3f}<extra></extra>")))
     for c in cu[1:-1]:
         fig.add_hline(y=c - 0.5, line_width=1, line_color=ui.PALETTE[1])
         fig.add_vline(x=c - 0.5, line_width=1, line_color=ui.PALETTE[1])
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
-    return ui.style_figure(fig, x_title="key position", y_title="query position", height=420)
+    return ui.style_figure(fig, x_title=t("key position"), y_title=t("query position"), height=420)
+
+
+ATTENTION_PATHS = {"sdpa": N_("SDPA + boolean block mask"), "varlen-loop": N_("causal SDPA per sequence (cu_seqlens)"),
+                   "reference": N_("written-out softmax (reference)"), "flex": N_("FlexAttention document mask")}
 
 
 def render_layer_tab(lengths) -> None:
     c1, c2, c3 = st.columns([2, 1, 1])
-    text = c1.text_input("Sequences packed into one row (token lengths)", default_layer_lengths(lengths),
-                         key="pk_layer_lengths", help="Defaults to the first real samples of the data above.")
-    dtype = c2.selectbox("Precision", ["float64", "float32", "bfloat16"], key="pk_layer_dtype")
+    text = c1.text_input(t("Sequences packed into one row (token lengths)"), default_layer_lengths(lengths),
+                         key="pk_layer_lengths", help=t("Defaults to the first real samples of the data above."))
+    dtype = c2.selectbox(t("Precision"), ["float64", "float32", "bfloat16"], key="pk_layer_dtype")
     attn_options = ["sdpa", "varlen-loop", "reference"] + (["flex"] if packing_cache.flex_available(device, False) else [])
-    attn = c3.selectbox("Attention path", attn_options, key="pk_layer_attn", format_func={
-        "sdpa": "SDPA + boolean block mask", "varlen-loop": "causal SDPA per sequence (cu_seqlens)",
-        "reference": "written-out softmax (reference)", "flex": "FlexAttention document mask"}.get)
+    attn = c3.selectbox(t("Attention path"), attn_options, key="pk_layer_attn",
+                        format_func={k: tr(v) for k, v in ATTENTION_PATHS.items()}.get)
     values = packing_cache.typed_lengths(text)
     cols = st.columns(2)
     results = {}
     for col, positions in zip(cols, packing.POSITIONS, strict=True):
         cfg = packing.LayerConfig(positions=positions)
         results[positions] = res = packing_cache.layer(values, cfg, dtype, attn, device)
-        name = "RoPE (relative)" if positions == "rope" else "learned absolute positions (GPT-2 style)"
+        name = t("RoPE (relative)") if positions == "rope" else t("learned absolute positions (GPT-2 style)")
         with col:
-            ui.titled_plot(error_figure(res), f"pk_err_{positions}", f"Block with {name}")
+            ui.titled_plot(error_figure(res), f"pk_err_{positions}", t("Block with {name}", name=name))
     st.caption(layer_verdict(results))
     maps = results["learned"].attention
     if maps:
         c1, c2 = st.columns(2)
         with c1:
             ui.titled_plot(attention_figure(maps["packed"], results["learned"].cu_seqlens), "pk_att_block",
-                        "Attention probabilities, block mask (mean over heads)")
+                           t("Attention probabilities, block mask (mean over heads)"))
         with c2:
             ui.titled_plot(attention_figure(maps["plain-causal"], results["learned"].cu_seqlens), "pk_att_plain",
-                        "Attention probabilities, plain causal mask (mean over heads)")
+                           t("Attention probabilities, plain causal mask (mean over heads)"))
 
 
 def layer_verdict(results: dict) -> str:
     lines = []
     for positions, res in results.items():
         v = {x.variant: x for x in res.variants}
-        lines.append(
-            f"**{positions}**: correct packing max relative error {max(v['packed'].rel):.1e} "
-            f"(rounding {res.noise:.0e}); plain causal mask up to {max(v['plain-causal'].rel):.1e} "
-            f"(sequence 0 untouched: {v['plain-causal'].rel[0]:.1e}); non-restarting positions up to "
-            f"{max(v['positions-continue'].rel):.1e}.")
+        lines.append(t(
+            "**{positions}**: correct packing max relative error {packed:.1e} (rounding {noise:.0e}); plain "
+            "causal mask up to {plain:.1e} (sequence 0 untouched: {first:.1e}); non-restarting positions up to "
+            "{cont:.1e}.", positions=positions, packed=max(v["packed"].rel), noise=res.noise,
+            plain=max(v["plain-causal"].rel), first=v["plain-causal"].rel[0], cont=max(v["positions-continue"].rel)))
     return "  \n".join(lines)
 
 
@@ -307,27 +315,27 @@ with tab_layer, ui.guard():
 # ---------------------------------------------------------------- tab 4
 METHOD_COLORS = {"padded": ui.PALETTE[1], "packed-sdpa": ui.PALETTE[0],
                  "packed-varlen-loop": ui.PALETTE[2], "packed-flex": ui.PALETTE[4]}
-SHORT = {"padded": "padded", "packed-sdpa": "packed · SDPA mask",
-         "packed-varlen-loop": "packed · varlen loop", "packed-flex": "packed · Flex"}
+SHORT = {"padded": N_("padded"), "packed-sdpa": N_("packed · SDPA mask"),
+         "packed-varlen-loop": N_("packed · varlen loop"), "packed-flex": N_("packed · Flex")}
 
 
 def speed_settings(lengths) -> tuple[tuple, packing.ThroughputConfig, tuple]:
     cuda = info.kind == "cuda"
     c1, c2, c3, c4, c5, c6 = st.columns(6)
-    n = c1.slider("Sequences", 8, 512, 256 if cuda else 48, key="pk_speed_n",
-                  help="Drawn at random from the samples of the first tab.")
-    width = c2.select_slider("Model width", [64, 128, 256, 512, 1024, 2048], 1024 if cuda else 128,
+    n = c1.slider(t("Sequences"), 8, 512, 256 if cuda else 48, key="pk_speed_n",
+                  help=t("Drawn at random from the samples of the first tab."))
+    width = c2.select_slider(t("Model width"), [64, 128, 256, 512, 1024, 2048], 1024 if cuda else 128,
                              key="pk_speed_width")
-    layers = c3.slider("Layers", 1, 8, 4 if cuda else 2, key="pk_speed_layers")
-    capacity = c4.select_slider("Pack length", LENGTH_OPTIONS[2:], 2048 if cuda else 1024, key="pk_speed_cap")
-    batch = c5.slider("Batch size (padded)", 1, 64, 16 if cuda else 8, key="pk_speed_batch")
+    layers = c3.slider(t("Layers"), 1, 8, 4 if cuda else 2, key="pk_speed_layers")
+    capacity = c4.select_slider(t("Pack length"), LENGTH_OPTIONS[2:], 2048 if cuda else 1024, key="pk_speed_cap")
+    batch = c5.slider(t("Batch size (padded)"), 1, 64, 16 if cuda else 8, key="pk_speed_batch")
     dtypes = ["bfloat16", "float32"] if cuda else ["float32", "bfloat16"]
-    dtype = c6.selectbox("Precision", dtypes, key="pk_speed_dtype")
+    dtype = c6.selectbox(t("Precision"), dtypes, key="pk_speed_dtype")
     available = [m for m in packing.METHODS if m != "packed-flex" or packing_cache.flex_available(device)]
-    methods = st.multiselect("Methods", available, default=available, key="pk_speed_methods",
-                             format_func=packing.METHODS.get)
+    methods = st.multiselect(t("Methods"), available, default=available, key="pk_speed_methods",
+                             format_func={k: tr(v) for k, v in packing.METHODS.items()}.get)
     if not methods:
-        raise ValidationError("Pick at least one method to measure.")
+        raise ValidationError(N_("Pick at least one method to measure."))
     heads = max(1, width // 64)
     cfg = packing.ThroughputConfig(d_model=width, n_heads=heads, n_layers=layers, batch_size=batch,
                              capacity=capacity, dtype=dtype)
@@ -339,28 +347,28 @@ def speed_table(result) -> pd.DataFrame:
     rows = []
     for m in result.methods:
         if not m.available:
-            rows.append({"method": m.label, "note": m.note})
+            rows.append({t("method"): tr(m.label), t("note"): tr(m.note)})
             continue
         rows.append({
-            "method": m.label, "batches": m.batches, "computed positions": f"{m.slots:,}",
-            "padding": ui.fmt_pct(1 - m.real_tokens / m.slots), "time per pass": ui.fmt_ms(m.median_ms),
-            "tokens/s": ui.fmt_count(m.tokens_per_s), "saved for backward": ui.fmt_bytes(m.saved_bytes),
-            "CUDA peak": ui.fmt_bytes(m.peak_bytes) if m.peak_bytes is not None else "unknown (not CUDA)",
-            "FLOPs computed / useful": f"{m.flops_computed / m.flops_useful:.2f}×", "note": m.note})
+            t("method"): tr(m.label), t("batches"): m.batches, t("computed positions"): f"{m.slots:,}",
+            t("padding"): ui.fmt_pct(1 - m.real_tokens / m.slots), t("time per pass"): ui.fmt_ms(m.median_ms),
+            t("tokens/s"): ui.fmt_count(m.tokens_per_s), t("saved for backward"): ui.fmt_bytes(m.saved_bytes),
+            t("CUDA peak"): ui.fmt_bytes(m.peak_bytes) if m.peak_bytes is not None else t("unknown (not CUDA)"),
+            t("FLOPs computed / useful"): f"{m.flops_computed / m.flops_useful:.2f}×", t("note"): tr(m.note)})
     return pd.DataFrame(rows)
 
 
 def speed_figures(result) -> tuple[go.Figure, go.Figure]:
     ran = [m for m in result.methods if m.available]
-    names, colors = [SHORT[m.method] for m in ran], [METHOD_COLORS[m.method] for m in ran]
+    names, colors = [tr(SHORT[m.method]) for m in ran], [METHOD_COLORS[m.method] for m in ran]
     fig_t = go.Figure(go.Bar(x=names, y=[m.tokens_per_s for m in ran], marker_color=colors,
-                             hovertemplate="%{x}: %{y:,.0f} real tokens/s<extra></extra>"))
-    ui.style_figure(fig_t, y_title="real tokens/s (fwd + bwd)", height=340)
+                             hovertemplate=t("%{x}: %{y:,.0f} real tokens/s<extra></extra>")))
+    ui.style_figure(fig_t, y_title=t("real tokens/s (fwd + bwd)"), height=340)
     cuda = bool(ran) and ran[0].peak_bytes is not None
     mem = [m.peak_bytes if cuda else m.saved_bytes for m in ran]
     fig_m = go.Figure(go.Bar(x=names, y=mem, marker_color=colors,
-                             hovertemplate="%{x}: %{y:,.0f} bytes<extra></extra>"))
-    ui.style_figure(fig_m, y_title="CUDA peak (bytes)" if cuda else "saved for backward (bytes)", height=340)
+                             hovertemplate=t("%{x}: %{y:,.0f} bytes<extra></extra>")))
+    ui.style_figure(fig_m, y_title=t("CUDA peak (bytes)") if cuda else t("saved for backward (bytes)"), height=340)
     return fig_t, fig_m
 
 
@@ -370,39 +378,43 @@ def show_speed(result) -> None:
 
 
 def render_speed_tab(lengths) -> None:
-    st.markdown(
+    st.markdown(t(
         "One forward + backward pass over the same sequences, as padded batches and as packed rows "
         "(first-fit decreasing), through the block above (width, layers below; the loss counts real "
         "tokens only). Varlen attention here: **SDPA with a boolean block-diagonal mask** (computes the "
         "whole row's scores), a **loop of causal SDPA calls over `cu_seqlens`** (exact work, many small "
         "calls) and, on CUDA, **FlexAttention** with a document mask. On this torch build nested (jagged) "
-        "tensors refuse a causal SDPA and FlexAttention has no CPU backward, so neither is timed on a CPU.")
+        "tensors refuse a causal SDPA and FlexAttention has no CPU backward, so neither is timed on a CPU."))
     if not lengths:
-        st.info("The samples of the first tab are needed here.", icon=":material/info:")
+        st.info(t("The samples of the first tab are needed here."), icon=":material/info:")
         return
     sample, cfg, methods = speed_settings(lengths)
     run_key = (sample, cfg, methods, device)
-    if st.button(f"Measure on {device}", key="pk_speed_run", type="primary"):
+    if st.button(t("Measure on {device}", device=device), key="pk_speed_run", type="primary"):
         ui.run_with_progress(packing_cache.throughput, sample, cfg, device, methods)
         st.session_state["pk_speed_done"] = run_key
     if st.session_state.get("pk_speed_done") == run_key:
         show_speed(packing_cache.throughput(sample, cfg, device, methods))
     else:
-        st.caption(f"{len(sample)} sequences, {sum(sample):,} real tokens, torch intra-op threads: "
-                   f"{info.cpu_threads}. Press the button to measure (tens of seconds on a CPU).")
+        st.caption(t("{n} sequences, {tokens:,} real tokens, torch intra-op threads: {threads}. Press the "
+                     "button to measure (tens of seconds on a CPU).", n=len(sample), tokens=sum(sample),
+                     threads=info.cpu_threads))
 
 
 def render_recorded() -> None:
     docs = cache.recorded("packing")
     if not docs:
-        st.caption("No recorded benchmark yet: run `python -m bench.packing`.")
+        st.caption(t("No recorded benchmark yet: run `python -m bench.packing`."))
         return
     for i, doc in enumerate(docs):
-        with st.expander(f"Recorded: {doc['meta']['device']['name']} ({doc.get('lengths_source', '')})",
+        with st.expander(t("Recorded: {device} ({source})", device=doc["meta"]["device"]["name"],
+                           source=doc.get("lengths_source", "")),
                          expanded=doc["meta"]["device"]["kind"] == "cuda"):
             load = doc.get("load_average_1m")
-            extra = f" torch threads: {doc.get('torch_threads', '?')}" + (
-                f", machine load average {load:.1f} when it started." if load is not None else ".")
+            threads = doc.get("torch_threads", "?")
+            extra = (t(" torch threads: {threads}, machine load average {load:.1f} when it started.",
+                       threads=threads, load=load) if load is not None
+                     else t(" torch threads: {threads}.", threads=threads))
             st.caption(ui.recorded_caption(doc["meta"]) + extra)
             st.markdown("\n".join(f"- {line}" for line in doc.get("summary", [])))
             df = pd.DataFrame(doc.get("methods", []))
@@ -420,7 +432,7 @@ with tab_speed:
 
 
 ui.page_footer(
-    """
+    t("""
 **Padding vs packing.** Every strategy sees the same samples, shuffled as a data loader would.
 *Efficiency* = real tokens / computed positions; *padding* is the rest. Padded batches use one
 sequence per row; a packed batch gets the same token budget (batch × max length), i.e.
@@ -444,7 +456,7 @@ model was trained for.
 Memory: on CUDA the allocator's peak; elsewhere the bytes autograd saves for backward in the largest
 batch (parameters excluded), counted with `saved_tensors_hooks`. FLOPs computed / useful compares the
 analytic work of each method with the work on real tokens and in-sequence attention only.
-""",
+"""),
     [
         ("Krell et al. 2021, Efficient Sequence Packing without Cross-contamination, sections 3–4",
          "https://arxiv.org/abs/2107.02027"),

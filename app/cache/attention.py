@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.cache import llm as llm_cache
+from app.i18n import N_
 from core import attention
 from core.data.corpus import wiki_articles
 from core.measure import attention_bench, llm_runs
@@ -41,7 +42,7 @@ def kernel_check(cfg, device: str):
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
 def benchmark(cfg, device: str, _progress=None, _on_wait=None):
     """Timings and errors of every implementation (a heavy job on ``device``)."""
-    with heavy_job("FlashAttention benchmark", device, time_limit_s=attention_bench.BENCH_TIME_LIMIT_S,
+    with heavy_job(N_("FlashAttention benchmark"), device, time_limit_s=attention_bench.BENCH_TIME_LIMIT_S,
                    on_wait=_on_wait) as job:
         return attention_bench.run_benchmark(cfg, device, progress=_progress, job=job)
 
@@ -49,7 +50,7 @@ def benchmark(cfg, device: str, _progress=None, _on_wait=None):
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def memory(cfg, device: str, _on_wait=None):
     """Analytic and (CUDA) measured peak memory of each implementation's forward."""
-    with heavy_job("FlashAttention memory", device, time_limit_s=120, on_wait=_on_wait) as job:
+    with heavy_job(N_("FlashAttention memory"), device, time_limit_s=120, on_wait=_on_wait) as job:
         return attention_bench.memory_footprint(cfg, device, job=job)
 
 
@@ -115,7 +116,7 @@ def llm_backends(device: str, ids: tuple[int, ...], _on_wait=None) -> list:
     """core.measure.llm_runs.compare_backends: SmolLM2's logits for ``ids`` through naive, SDPA,
     tiled and our Triton kernel (a heavy job on ``device``)."""
     lm = llm_cache.model(device)
-    with heavy_job("SmolLM2 through each attention backend", device, time_limit_s=LLM_TIME_LIMIT_S,
+    with heavy_job(N_("SmolLM2 through each attention backend"), device, time_limit_s=LLM_TIME_LIMIT_S,
                    on_wait=_on_wait):
         return llm_runs.compare_backends(lm, list(ids))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import tokenizers
 from core.models import contrastive
 
 
@@ -35,3 +36,17 @@ def curve(a, b, batch_sizes: tuple, temperatures: tuple, n_batches: int, seed: i
 def cpc(cfg: contrastive.CPCConfig, device: str, _progress=None, _on_wait=None):
     """A CPC run (training + held-out evaluation), shared by every session that asks for it."""
     return contrastive.train_cpc(cfg, device=device, progress=_progress, on_wait=_on_wait)
+
+
+@st.cache_data(max_entries=4, ttl=3600, show_spinner=False)
+def example_pool(pairs: tuple, device: str):
+    """Fixed example pairs (core.models.contrastive.Pair) and their MiniLM embeddings:
+    (pairs, anchors (N, 384), positives (N, 384)) as arrays, like ``pool``."""
+    a, b = contrastive.embed_pairs(pairs, device)
+    return pairs, a.numpy(), b.numpy()
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def wordpiece(text: str) -> list:
+    """``text`` in MiniLM's WordPiece tokens (core.tokenizers.Token; unknown ones are [UNK])."""
+    return tokenizers.encode("bert-wordpiece", text)

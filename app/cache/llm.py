@@ -19,6 +19,8 @@ from collections.abc import Iterator
 
 import streamlit as st
 
+from app.i18n import N_
+
 FORWARD_TIME_LIMIT_S = 120.0     # one forward or trace (2,048 tokens on 2 CPU cores: ~10 s)
 GENERATE_TIME_LIMIT_S = 180.0    # one generation (1,024 new tokens at ~15 tokens/s: ~70 s)
 
@@ -55,6 +57,13 @@ def tokens_html(device: str, ids, colours: list[str] | None = None, notes: list[
     return render_html(text, tokens, frozenset(lm.info.control_ids), colours=colours, notes=notes)
 
 
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def token_pieces(device: str, ids: tuple[int, ...]) -> tuple:
+    """(text, tokens): the text ``ids`` spell and each token's bytes and character span in it
+    (PretrainedLM.token_pieces; a piece of a character spans that whole character)."""
+    return model(device).token_pieces(ids)
+
+
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def token_texts(device: str, ids: tuple[int, ...]) -> list[str]:
     """Each id's own text (PretrainedLM.token_text)."""
@@ -67,7 +76,7 @@ def last_logits(device: str, ids: tuple[int, ...], _on_wait=None):
     from core.runtime.scheduler import heavy_job
 
     lm = model(device)
-    with heavy_job("LLM forward pass", device, time_limit_s=FORWARD_TIME_LIMIT_S, on_wait=_on_wait):
+    with heavy_job(N_("LLM forward pass"), device, time_limit_s=FORWARD_TIME_LIMIT_S, on_wait=_on_wait):
         return lm.logits(list(ids))[0, -1].cpu()
 
 
@@ -87,7 +96,7 @@ def trace(device: str, ids: tuple[int, ...], _on_wait=None):
     from core.runtime.scheduler import heavy_job
 
     lm = model(device)
-    with heavy_job("LLM traced forward", device, time_limit_s=FORWARD_TIME_LIMIT_S, on_wait=_on_wait):
+    with heavy_job(N_("LLM traced forward"), device, time_limit_s=FORWARD_TIME_LIMIT_S, on_wait=_on_wait):
         return lm.trace(list(ids))
 
 
@@ -110,18 +119,13 @@ def query_attention(device: str, ids: tuple[int, ...], position: int, head: int 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def lens_grid(device: str, ids: tuple[int, ...]) -> dict:
     """The logit lens over the whole prompt: top ids and probabilities (L + 1, T, k) as numpy,
-    the text of every id that appears, and the final prediction's rank and probability per layer."""
+    and the final prediction's id, rank and probability per layer (the page labels the ids)."""
     from core import llm
 
     tr = trace(device, ids)
-    top_ids = tr.lens_top_ids.numpy()
-    unique = tuple(sorted({int(i) for i in top_ids.ravel()}))
     ranks, probs = llm.final_rank_by_layer(tr)
-    target = int(tr.logits[-1].argmax())
-    return {"top_ids": top_ids, "top_probs": tr.lens_top_probs.numpy(),
-            "text": dict(zip(unique, token_texts(device, unique), strict=True)),
-            "final_id": target, "final_text": token_texts(device, (target,))[0],
-            "final_rank": ranks.tolist(), "final_prob": probs.tolist()}
+    return {"top_ids": tr.lens_top_ids.numpy(), "top_probs": tr.lens_top_probs.numpy(),
+            "final_id": int(tr.logits[-1].argmax()), "final_rank": ranks.tolist(), "final_prob": probs.tolist()}
 
 
 @st.cache_data(max_entries=128, ttl=3600, show_spinner=False)
@@ -152,5 +156,5 @@ def generate(device: str, ids: tuple[int, ...], max_new_tokens: int, sampling, o
     from core.runtime.scheduler import heavy_job
 
     lm = model(device)
-    with heavy_job("LLM generation", device, time_limit_s=GENERATE_TIME_LIMIT_S, on_wait=on_wait) as job:
+    with heavy_job(N_("LLM generation"), device, time_limit_s=GENERATE_TIME_LIMIT_S, on_wait=on_wait) as job:
         yield from lm.stream(list(ids), max_new_tokens, sampling, job=job)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.i18n import N_
 from core import tokenizers
 from core.data import corpus
 from core.models import packing
@@ -34,10 +35,10 @@ def upload_text(data: bytes, max_bytes: int):
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def user_text(text: str):
     """The user's own documents, checked and capped at packing.MAX_TEXT_CHARS (CheckedText)."""
-    return check_text(text, max_chars=packing.MAX_TEXT_CHARS, name="Your text")
+    return check_text(text, max_chars=packing.MAX_TEXT_CHARS, name=N_("Your text"))
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner="Tokenizing the documents…")
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)   # the page shows a spinner
 def doc_counts(source: str, unit: str, tokenizer: str, text: str = "") -> tuple:
     """Token counts (+1 end-of-text) of the Wikipedia sample's or the user's documents."""
     return tuple(packing.source_token_counts(source, unit, tokenizer, text))

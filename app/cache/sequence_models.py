@@ -20,7 +20,7 @@ from core.views import sequences
 BY_WEIGHTS = {sequence_models.TrainedModels: lambda trained: trained.key}   # hash_funcs
 
 
-@st.cache_resource(show_spinner="Loading the Wikipedia sample…", max_entries=1)
+@st.cache_resource(show_spinner=False, max_entries=1)   # the page shows the spinner
 def corpus():
     """gensim's Wikipedia sample as character ids (train/validation split)."""
     return char_data.wiki_corpus()

@@ -33,6 +33,7 @@ from core.attention import (
 )
 from core.measure.timing import peak_memory_bytes, time_fn
 from core.runtime.device import free_memory, kernel_interpreted, oom_guard
+from core.runtime.text import N_
 from core.runtime.validation import ResourceError, ValidationError, check_choice, check_int
 from kernels._checks import MAX_KERNEL_HEAD_DIM, MIN_KERNEL_HEAD_DIM, check_bool
 
@@ -44,12 +45,12 @@ IMPLEMENTATIONS = ("naive", "sdpa", "tiled", "triton")      # the page's choices
 SDPA_VARIANTS = ("sdpa_flash", "sdpa_cudnn")   # SDPA with one backend forced (CUDA, 16-bit): baselines
 BENCH_IMPLEMENTATIONS = IMPLEMENTATIONS + SDPA_VARIANTS
 IMPL_LABELS = {
-    "naive": "naive PyTorch (N x N in memory)",
-    "sdpa": "PyTorch SDPA",
-    "tiled": "tiled PyTorch (online softmax)",
-    "triton": "our Triton kernel",
-    "sdpa_flash": "PyTorch SDPA, flash backend (FlashAttention-2)",
-    "sdpa_cudnn": "PyTorch SDPA, cuDNN backend",
+    "naive": N_("naive PyTorch (N x N in memory)"),
+    "sdpa": N_("PyTorch SDPA"),
+    "tiled": N_("tiled PyTorch (online softmax)"),
+    "triton": N_("our Triton kernel"),
+    "sdpa_flash": N_("PyTorch SDPA, flash backend (FlashAttention-2)"),
+    "sdpa_cudnn": N_("PyTorch SDPA, cuDNN backend"),
 }
 BENCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BENCH_TIME_LIMIT_S = 240            # a benchmark started from the page stops after this
@@ -72,7 +73,7 @@ INTERPRETER_MAX_ELEMENTS = 1 << 16  # ... and up to this batch * heads * N * hea
 GRAD_REF_MAX_SEQ = 4096             # float64 gradient reference (autograd through N x N) up to this N
 GRAD_REF_MAX_SEQ_CUDA = 16384       # ... on a GPU (one head: ~10 GiB of float64 N x N at 16k)
 SPREAD_QUANTILES = (0.2, 0.8)       # the spread reported beside each median
-INTERPRETER_STATUS = "correctness only (Triton interpreter on CPU: not timed)"
+INTERPRETER_STATUS = N_("correctness only (Triton interpreter on CPU: not timed)")
 
 
 @dataclass(frozen=True)
@@ -243,19 +244,19 @@ def _refusal(impl: str, cfg: BenchConfig, n: int, device, backward: bool) -> str
         except ResourceError as exc:
             return f"refused: {exc}"
     if impl == "tiled" and n > TILED_MAX_SEQ:
-        return f"skipped: the Python tile loop is too slow beyond N={TILED_MAX_SEQ:,}"
+        return N_(f"skipped: the Python tile loop is too slow beyond N={TILED_MAX_SEQ:,}")
     if impl == "sdpa" and cfg.sdpa_backend == "flash" and (dev.type != "cuda" or dtype == torch.float32):
-        return "skipped: SDPA's flash backend needs fp16/bf16 on CUDA"
+        return N_("skipped: SDPA's flash backend needs fp16/bf16 on CUDA")
     if impl in SDPA_VARIANTS and (dev.type != "cuda" or dtype == torch.float32):
-        return f"skipped: {IMPL_LABELS[impl]} needs fp16/bf16 on CUDA"
+        return N_(f"skipped: {IMPL_LABELS[impl]} needs fp16/bf16 on CUDA")
     if impl == "sdpa_cudnn" and not torch.backends.cudnn.is_available():
-        return "skipped: this torch has no cuDNN"
+        return N_("skipped: this torch has no cuDNN")
     if impl == "triton" and dev.type not in ("cuda", "cpu"):
-        return f"skipped: the Triton kernel runs on CUDA (or the CPU interpreter), not {dev.type}"
+        return N_(f"skipped: the Triton kernel runs on CUDA (or the CPU interpreter), not {dev.type}")
     too_big = n > INTERPRETER_MAX_SEQ or cfg.batch * cfg.heads * n * cfg.head_dim > INTERPRETER_MAX_ELEMENTS
     if impl == "triton" and too_big and kernel_interpreted(dev):
-        return (f"skipped: the CPU interpreter checks correctness only up to N={INTERPRETER_MAX_SEQ} "
-                    f"and {INTERPRETER_MAX_ELEMENTS:,} elements")
+        return N_(f"skipped: the CPU interpreter checks correctness only up to N={INTERPRETER_MAX_SEQ} "
+                  f"and {INTERPRETER_MAX_ELEMENTS:,} elements")
     return None
 
 
@@ -342,7 +343,7 @@ def bench_row(impl: str, case: _Case, cfg: BenchConfig, device, backward: bool) 
         return BenchRow(impl, n, mode, None, None, None, None, None,
                         f"failed: {type(exc).__name__}: {str(exc)[:200]}")
     flops = attention_flops(cfg.batch, cfg.heads, n, cfg.head_dim, causal=cfg.causal, backward=backward)
-    return BenchRow(impl, n, mode, ms, flops / ms / 1e9, err, grad_err, peak, "ok", p20, p80)
+    return BenchRow(impl, n, mode, ms, flops / ms / 1e9, err, grad_err, peak, N_("ok"), p20, p80)
 
 
 def run_benchmark(cfg: BenchConfig, device, progress=None, job=None,
@@ -412,8 +413,8 @@ def memory_footprint(cfg: BenchConfig, device, job=None) -> tuple[MemoryRow, ...
                                          blocks.block_m, blocks.block_n)
         refusal = _refusal(impl, cfg, n, dev, False)
         if dev.type != "cuda" and not (impl == "naive" and refusal):
-            refusal = f"not measured: {dev.type} has no allocator statistics (formula only)"
-        rows.append(MemoryRow(impl, analytic, None, refusal or "ok"))
+            refusal = N_(f"not measured: {dev.type} has no allocator statistics (formula only)")
+        rows.append(MemoryRow(impl, analytic, None, refusal or N_("ok")))
     if dev.type != "cuda":
         return tuple(rows)
     with oom_guard("Preparing the inputs", dev, hint="Lower N, batch or heads."):

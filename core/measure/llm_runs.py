@@ -49,6 +49,7 @@ from core.nn import BACKENDS, KVCache
 from core.nn.attention import TILED_BLOCK
 from core.runtime.device import free_memory, kernel_interpreted, oom_guard, synchronize
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_choice, check_int
 
 Progress = Callable[[float, str], None] | None
@@ -105,9 +106,9 @@ def measure_kv_cache(lm: PretrainedLM, tokens: int) -> KVMeasurement:
         lm.model(ids, cache=cache, last_only=True)
     bpv = _elem(lm)
     cfg = lm.config
-    variants = [("This model (GQA)", cfg), ("As MHA", replace(cfg, kv_heads=cfg.heads)),
-                ("With MLA latents", mla_style(cfg)), ("Llama-2-7B (MHA)", PRESETS["llama-2-7b"]),
-                ("DeepSeek-V3 (MLA)", PRESETS["deepseek-v3"])]
+    variants = [(N_("This model (GQA)"), cfg), (N_("As MHA"), replace(cfg, kv_heads=cfg.heads)),
+                (N_("With MLA latents"), mla_style(cfg)), (N_("Llama-2-7B (MHA)"), PRESETS["llama-2-7b"]),
+                (N_("DeepSeek-V3 (MLA)"), PRESETS["deepseek-v3"])]
     rows = tuple({"name": name, "kind": c.attention_kind.upper(), "layers": c.layers,
                   "values_per_token_layer": kv_cache_bytes_per_token(c, 1) // c.layers,
                   "bytes_per_token": kv_cache_bytes_per_token(c, bpv),
@@ -147,8 +148,9 @@ def compare_backends(lm: PretrainedLM, ids, backends=BACKENDS, reference: str = 
         limit = backend_limit(lm, backend)
         mem = _attention_bytes(lm, backend, T)
         if limit is not None and limit < T:
-            runs.append(BackendRun(backend, False, f"Triton's CPU interpreter runs the kernel in Python; "
-                                   f"prompts up to {limit} tokens here (this one has {T}).", (), (), None, None, mem))
+            runs.append(BackendRun(backend, False, N_(f"Triton's CPU interpreter runs the kernel in Python; "
+                                                      f"prompts up to {limit} tokens here (this one has {T})."),
+                                   (), (), None, None, mem))
             continue
         logits = ref if backend == reference else lm.logits(x, backend=backend)[0]
         probs, top = logits[-1].softmax(-1).topk(10)
@@ -177,13 +179,13 @@ def prefill_timings(lm: PretrainedLM, seqs, backends=BACKENDS, *, repeats: int =
             job.check()
             limit = backend_limit(lm, backend)
             if limit is not None:
-                rows.append({"backend": backend, "tokens": n, "ms": None, "status": "interpreter: not timed"})
+                rows.append({"backend": backend, "tokens": n, "ms": None, "status": N_("interpreter: not timed")})
                 continue
             x = torch.tensor([heldout_ids(lm, n)], device=lm.device)
             with torch.no_grad(), oom_guard("Prefill", lm.device, hint="Use a shorter prompt."):
                 t = time_fn(lambda x=x, b=backend: lm.model(x, backend=b, last_only=True), lm.device,
                             warmup=1, repeats=repeats)
-            rows.append({"backend": backend, "tokens": n, "ms": t.median_ms, "status": "ok",
+            rows.append({"backend": backend, "tokens": n, "ms": t.median_ms, "status": N_("ok"),
                          "tok_s": n / (t.median_ms / 1e3)})
     return rows
 
@@ -232,13 +234,14 @@ def implementation_extras(lm: PretrainedLM, cfg: FinetuneConfig, checkpoint: boo
     c, bpv, tokens = lm.config, _elem(lm), cfg.seq * cfg.batch
     h, hkv, L = c.hidden, c.kv_heads * c.head_dim, c.layers
     ids = 8.0 * cfg.batch * (cfg.seq + 1)                                  # the int64 batch (inputs and targets)
-    rows = [("RMSNorm also keeps x / rms before the weight (final norm)", tokens * h * bpv),
-            ("Token ids (int64; inputs and targets share one tensor)", ids),
-            ("Cross-entropy's total weight (one fp32 scalar)", 4.0)]
+    rows = [(N_("RMSNorm also keeps x / rms before the weight (final norm)"), tokens * h * bpv),
+            (N_("Token ids (int64; inputs and targets share one tensor)"), ids),
+            (N_("Cross-entropy's total weight (one fp32 scalar)"), 4.0)]
     if not checkpoint:
-        rows += [("RMSNorm also keeps x / rms before the weight (2 per block)", 2.0 * L * tokens * h * bpv),
-                 ("V is a view of the fused q/k/v output, so q and k before RoPE stay too", L * tokens * (h + hkv) * bpv),
-                 ("RoPE's cos and sin tables (shared by all blocks)", 2.0 * cfg.seq * (c.head_dim // 2) * bpv)]
+        rows += [(N_("RMSNorm also keeps x / rms before the weight (2 per block)"), 2.0 * L * tokens * h * bpv),
+                 (N_("V is a view of the fused q/k/v output, so q and k before RoPE stay too"),
+                  L * tokens * (h + hkv) * bpv),
+                 (N_("RoPE's cos and sin tables (shared by all blocks)"), 2.0 * cfg.seq * (c.head_dim // 2) * bpv)]
     return rows
 
 
@@ -331,7 +334,7 @@ def _finetune_result(lm, cfg, checkpoint, saved, peak, times, losses) -> Finetun
         checkpoint=checkpoint, saved_bytes=sum(t.nbytes for t in saved), predicted_bytes=pred["stored"],
         explained_bytes=pred["stored"] + sum(b for _, b in extras), extras=tuple(extras), peak_bytes=peak[0],
         update_peak_bytes=peak[1],
-        peak_kind="CUDA peak allocated" if lm.device.type == "cuda" else "tracked tensor bytes (CPU)",
+        peak_kind=N_("CUDA peak allocated") if lm.device.type == "cuda" else N_("tracked tensor bytes (CPU)"),
         predicted_peak=pred["peak"] + grads, gradient_bytes=grads,
         step_ms=statistics.median(times),
         losses=tuple(losses), top_saved=tuple(sorted(saved, key=lambda t: -t.nbytes)[:12]))
@@ -343,17 +346,17 @@ def activation_term_table(lm: PretrainedLM, cfg: FinetuneConfig) -> list[dict]:
     block = llama_activation_terms(lm.config, seq=cfg.seq, batch=cfg.batch, bytes_per_value=bpv,
                                    flash_attention=cfg.backend == "sdpa")
     head = llama_head_terms(lm.config, seq=cfg.seq, batch=cfg.batch, bytes_per_value=bpv)
-    return ([{"term": t.name, "where": f"each of {lm.config.layers} blocks", "bytes": t.bytes} for t in block]
-            + [{"term": t.name, "where": "once (head and loss)", "bytes": t.bytes} for t in head])
+    return ([{"term": t.name, "where": N_(f"each of {lm.config.layers} blocks"), "bytes": t.bytes} for t in block]
+            + [{"term": t.name, "where": N_("once (head and loss)"), "bytes": t.bytes} for t in head])
 
 
 # ---------------------------------------------------------------------- FP8 on the real weights
 FP8_RECIPES = {   # key: (label, format, weight scaling, activation scaling)
-    "file": ("The file's weights (Q4_1 / Q8_0, dequantized)", None, None, None),
-    "e4m3-tensor": ("E4M3, one scale per tensor", "e4m3", "tensor", None),
-    "e4m3-row": ("E4M3, one scale per output channel", "e4m3", "row", None),
-    "e4m3-block": ("E4M3, 128×128 weight blocks + 1×128 activation tiles (DeepSeek-V3)", "e4m3", "block", "tile"),
-    "e5m2-block": ("E5M2, 128×128 weight blocks + 1×128 activation tiles", "e5m2", "block", "tile"),
+    "file": (N_("The file's weights (Q4_1 / Q8_0, dequantized)"), None, None, None),
+    "e4m3-tensor": (N_("E4M3, one scale per tensor"), "e4m3", "tensor", None),
+    "e4m3-row": (N_("E4M3, one scale per output channel"), "e4m3", "row", None),
+    "e4m3-block": (N_("E4M3, 128×128 weight blocks + 1×128 activation tiles (DeepSeek-V3)"), "e4m3", "block", "tile"),
+    "e5m2-block": (N_("E5M2, 128×128 weight blocks + 1×128 activation tiles"), "e5m2", "block", "tile"),
 }
 
 

@@ -47,6 +47,7 @@ from core.models.sequence_models import (
 )
 from core.runtime.device import DeviceOutOfMemory, oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import (
     ResourceError,
     ValidationError,
@@ -57,9 +58,9 @@ from core.runtime.validation import (
 
 Progress = Callable[[float, str], None] | None
 
-MODES = ("forward", "forward+backward")
-GEN_MODES = {"rnn": ("state",), "lstm": ("state",), "gru": ("state",),
-             "transformer": ("KV cache", "recompute")}
+MODES = (N_("forward"), N_("forward+backward"))
+GEN_MODES = {"rnn": (N_("state"),), "lstm": (N_("state"),), "gru": (N_("state"),),
+             "transformer": (N_("KV cache"), N_("recompute"))}
 MAX_TIMING_T = 65_536           # positions per sequence in a timing
 MAX_TIMING_TOKENS = 1 << 20     # batch x T per timed call
 MAX_TIMING_POINTS = 256         # (model, T, mode) points per call
@@ -185,7 +186,7 @@ def time_vs_length(configs: dict[str, SeqConfig], spec: TimingSpec, device,
                 _time_point(models[kind], configs[kind], spec, mode, T, device, job)
             if row["status"] != "ok":
                 stopped.setdefault(key, row["status"] if reason else
-                                   f"skipped (T = {T:,} failed: see that row)")
+                                   N_(f"skipped (T = {T:,} failed: see that row)"))
             else:
                 seen.setdefault(key, []).append((T, row["median_ms"]))
             rows.append(row)
@@ -206,7 +207,7 @@ def _skip_reason(job, seen: list[tuple[int, float]] | None, size: int, exponent:
     (slope clamped to [1, 2]); with one point it uses ``exponent``.
     """
     if job.remaining_s <= 0:
-        return "skipped (time limit of the run reached)"
+        return N_("skipped (time limit of the run reached)")
     if not seen:
         return None
     size0, ms0 = seen[-1]
@@ -215,8 +216,8 @@ def _skip_reason(job, seen: list[tuple[int, float]] | None, size: int, exponent:
         exponent = min(max(slope, 1.0), 2.0)
     predicted_s = ms0 / 1e3 * (size / size0) ** exponent
     if predicted_s > max_point_s:
-        return (f"skipped: {unit} = {size0:,} took {ms0 / 1e3:.2f} s, so {unit} = {size:,} would take "
-                f"about {predicted_s:.0f} s (over {max_point_s:g} s per call)")
+        return N_(f"skipped: {unit} = {size0:,} took {ms0 / 1e3:.2f} s, so {unit} = {size:,} would take "
+                  f"about {predicted_s:.0f} s (over {max_point_s:g} s per call)")
     return None
 
 
@@ -229,7 +230,7 @@ def _base_row(config: SeqConfig, spec: TimingSpec, mode: str, T: int) -> dict:
     return {"kind": config.kind, "model": LABELS[config.kind], "mode": mode, "T": T,
             "batch": spec.batch, "median_ms": None, "min_ms": None, "tokens_per_s": None,
             "flops": flops, "sequential_steps": sequential_steps(config, T),
-            "est_bytes": estimate_bytes(config, spec.batch, T, mode), "status": "ok"}
+            "est_bytes": estimate_bytes(config, spec.batch, T, mode), "status": N_("ok")}
 
 
 def _skipped_row(config, spec, mode, T, reason: str) -> dict:
@@ -247,9 +248,9 @@ def _time_point(model, config, spec: TimingSpec, mode: str, T: int, device, job)
             budget = max(min(spec.max_point_s, job.remaining_s), 0.1)
             timing = time_fn(fn, device, warmup=spec.warmup, repeats=spec.repeats, max_seconds=budget)
     except DeviceOutOfMemory:
-        return {**row, "status": f"out of memory at T = {T:,}"}
+        return {**row, "status": N_(f"out of memory at T = {T:,}")}
     except ResourceError as exc:
-        return {**row, "status": f"skipped: {exc}"}
+        return {**row, "status": N_(f"skipped: {exc}")}
     finally:
         model.zero_grad(set_to_none=True)
     tps = spec.batch * T / (timing.median_ms / 1e3) if timing.median_ms > 0 else None
@@ -313,7 +314,7 @@ def generation_speed(configs: dict[str, SeqConfig], spec: GenerationSpec, device
             key = (kind, mode)
             row = {"kind": kind, "model": LABELS[kind], "mode": mode, "n_tokens": n,
                    "batch": spec.batch, "median_ms": None, "tokens_per_s": None,
-                   "state_bytes": None, "status": "ok"}
+                   "state_bytes": None, "status": N_("ok")}
             reason = stopped.get(key) or _skip_reason(job, seen.get(key), n, SIZE_EXPONENT[mode],
                                                       spec.max_point_s, "N")
             if reason:
@@ -323,7 +324,7 @@ def generation_speed(configs: dict[str, SeqConfig], spec: GenerationSpec, device
                 seen.setdefault(key, []).append((n, row["median_ms"]))
             rows.append(row)
             if progress:
-                progress((i + 1) / len(points), f"{LABELS[kind]} ({mode}), {n:,} tokens: {_fmt(row)}")
+                progress((i + 1) / len(points), N_(f"{LABELS[kind]} ({mode}), {n:,} tokens: {_fmt(row)}"))
     return rows
 
 

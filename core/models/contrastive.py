@@ -54,6 +54,7 @@ from core.data.corpus import wiki_articles
 from core.data.minilm import encode_sentences
 from core.runtime.device import cpu_threads, oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import (
     ValidationError,
     check_choice,
@@ -75,12 +76,12 @@ MAX_CURVE_POINTS = 400         # (batch size x temperature) points per curve
 SENTENCE_WORDS = (6, 60)       # sentences shorter or longer than this are skipped
 
 PAIR_KINDS = {
-    "next": "A sentence and the next sentence of the same paragraph",
-    "span": "The first 60 % and the last 60 % of the words of one sentence (two crops)",
+    "next": N_("A sentence and the next sentence of the same paragraph"),
+    "span": N_("The first 60 % and the last 60 % of the words of one sentence (two crops)"),
 }
 NEGATIVES = {
-    "mixed": "Every pair from a different article (easy negatives)",
-    "one-article": "All pairs from one article (hard negatives)",
+    "mixed": N_("Every pair from a different article (easy negatives)"),
+    "one-article": N_("All pairs from one article (hard negatives)"),
 }
 
 
@@ -191,16 +192,16 @@ def pair_pool(source: str, n_pairs: int, *, kind: str = "next", negatives: str =
     float32 arrays (hashable cache keys for the InfoNCE views)."""
     source = check_choice("Sentences from", source, ("wiki", "text"))
     if progress:
-        progress(0.1, "Picking sentence pairs…")
+        progress(0.1, N_("Picking sentence pairs…"))
     if source == "wiki":
         pairs = corpus_pairs(n_pairs, kind=kind, negatives=negatives, seed=seed)
     else:
         pairs = text_pairs(text, kind=kind)[:n_pairs]
     if progress:
-        progress(0.3, f"Embedding {2 * len(pairs)} sentences with MiniLM…")
+        progress(0.3, N_(f"Embedding {2 * len(pairs)} sentences with MiniLM…"))
     a, b = embed_pairs(pairs, device)                                        # (N, 384) each
     if progress:
-        progress(1.0, "Done")
+        progress(1.0, N_("Done"))
     return tuple(pairs), a.numpy(), b.numpy()
 
 
@@ -357,8 +358,8 @@ MAX_CPC_WIDTH = 512
 HELD_OUT_EVERY = 10            # every 10th article is held out for evaluation
 CPC_TOKENIZER = "cl100k_base"
 CPC_UNITS = {
-    "tokens": "cl100k_base tokens, one latent per token",
-    "bytes": "UTF-8 bytes, one latent per 4 bytes (strided convolution)",
+    "tokens": N_("cl100k_base tokens, one latent per token"),
+    "bytes": N_("UTF-8 bytes, one latent per 4 bytes (strided convolution)"),
 }
 
 
@@ -667,6 +668,6 @@ def _train_loop(model: CPC, ids: np.ndarray, windows: torch.Tensor, dev, job, pr
     first = evaluate_cpc(model, windows, 0, cfg.seed)
     log = loop.train(step, cfg.steps, job=job, evaluate=evaluate,
                      eval_at=loop.every_and_last(cfg.steps, cfg.eval_every), progress=progress,
-                     message=lambda done, loss: f"Step {done}/{cfg.steps}: loss {loss:.3f} nats")
+                     message=lambda done, loss: N_(f"Step {done}/{cfg.steps}: loss {loss:.3f} nats"))
     model.eval()
     return log.steps, [first] + [e for _, e in log.evals]

@@ -69,6 +69,7 @@ from core.nn import DecoderBlock, attend, rope_cos_sin
 from core.nn.attention import AttentionShape
 from core.runtime.device import oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_choice, check_int, check_text
 from core.tokenizers import encode_ids, eos_id
 
@@ -263,13 +264,13 @@ class Packing:
 
 
 STRATEGIES = {
-    "pad-max": "Pad to max length (static shape)",
-    "pad-batch": "Pad to the batch's longest",
-    "pad-sorted": "Pad, length-grouped batches",
-    "next-fit": "Greedy packing (next-fit)",
-    "ffd": "First-fit decreasing",
-    "bfd": "Best-fit decreasing",
-    "concat-chunk": "Concatenate & chunk (cuts sequences)",
+    "pad-max": N_("Pad to max length (static shape)"),
+    "pad-batch": N_("Pad to the batch's longest"),
+    "pad-sorted": N_("Pad, length-grouped batches"),
+    "next-fit": N_("Greedy packing (next-fit)"),
+    "ffd": N_("First-fit decreasing"),
+    "bfd": N_("Best-fit decreasing"),
+    "concat-chunk": N_("Concatenate & chunk (cuts sequences)"),
 }
 
 
@@ -725,10 +726,10 @@ def build_model(cfg: LayerConfig, device: torch.device | str = "cpu",
 
 # ====================================================================== packed == alone?
 VARIANTS = {
-    "packed": "Block mask + restarting positions (correct packing)",
-    "plain-causal": "Plain causal mask (attends across sequences)",
-    "positions-continue": "Block mask, position ids not restarting",
-    "naive": "Plain causal mask and positions not restarting",
+    "packed": N_("Block mask + restarting positions (correct packing)"),
+    "plain-causal": N_("Plain causal mask (attends across sequences)"),
+    "positions-continue": N_("Block mask, position ids not restarting"),
+    "naive": N_("Plain causal mask and positions not restarting"),
 }
 NOISE = {"float64": 1e-12, "float32": 1e-5, "bfloat16": 3e-2, "float16": 3e-3}   # rel. error of rounding
 
@@ -807,10 +808,10 @@ def compare_layer(lengths: Sequence[int], cfg: LayerConfig = LayerConfig(), *, d
 
 # ====================================================================== throughput
 METHODS = {
-    "padded": "Padded to the batch's longest (causal SDPA)",
-    "packed-sdpa": "Packed (FFD), SDPA + block-diagonal mask",
-    "packed-varlen-loop": "Packed (FFD), causal SDPA per sequence (cu_seqlens loop)",
-    "packed-flex": "Packed (FFD), FlexAttention document mask",
+    "padded": N_("Padded to the batch's longest (causal SDPA)"),
+    "packed-sdpa": N_("Packed (FFD), SDPA + block-diagonal mask"),
+    "packed-varlen-loop": N_("Packed (FFD), causal SDPA per sequence (cu_seqlens loop)"),
+    "packed-flex": N_("Packed (FFD), FlexAttention document mask"),
 }
 
 
@@ -973,10 +974,10 @@ def measure_throughput(lengths: Sequence[int], cfg: ThroughputConfig = Throughpu
             model = build_model(cfg.layer(), dev, DTYPES[cfg.dtype])
             for i, method in enumerate(methods):
                 if progress:
-                    progress(i / len(methods), f"Timing: {METHODS[method]}")
+                    progress(i / len(methods), N_(f"Timing: {METHODS[method]}"))
                 results.append(_measure_method(model, values, cfg, dev, method, job))
     if progress:
-        progress(1.0, "Done")
+        progress(1.0, N_("Done"))
     return ThroughputResult(cfg, str(dev), tuple(values), tuple(results))
 
 
@@ -987,7 +988,7 @@ _ATTN_OF = {"padded": "sdpa", "packed-sdpa": "sdpa", "packed-varlen-loop": "varl
 def _measure_method(model, values, cfg: ThroughputConfig, dev, method: str, job) -> MethodResult:
     if method == "packed-flex" and not flex_available(dev):
         return MethodResult(method, METHODS[method], False,
-                            "FlexAttention has no backward on the CPU in this torch build; CUDA only.")
+                            N_("FlexAttention has no backward on the CPU in this torch build; CUDA only."))
     gen = torch.Generator().manual_seed(cfg.seed)
     make = _padded_batches if method == "padded" else _packed_batches
     batches = make(values, cfg, dev, DTYPES[cfg.dtype], gen)
@@ -1011,12 +1012,12 @@ def _measure_method(model, values, cfg: ThroughputConfig, dev, method: str, job)
 
 
 _NOTES = {
-    "padded": "Each batch is as long as its longest sequence; causal SDPA (flash kernel where "
-              "available), padding computed and discarded.",
-    "packed-sdpa": "Whole rows of the pack length; SDPA with a boolean block-diagonal mask "
-                   "computes every score of the row and masks most of them.",
-    "packed-varlen-loop": "Exact varlen work (no masked scores), one small causal SDPA call per "
-                          "sequence: launch/loop overhead instead of wasted FLOPs.",
-    "packed-flex": "FlexAttention (torch.compile) with a document mask: fully masked blocks "
-                   "are skipped.",
+    "padded": N_("Each batch is as long as its longest sequence; causal SDPA (flash kernel where "
+                 "available), padding computed and discarded."),
+    "packed-sdpa": N_("Whole rows of the pack length; SDPA with a boolean block-diagonal mask "
+                      "computes every score of the row and masks most of them."),
+    "packed-varlen-loop": N_("Exact varlen work (no masked scores), one small causal SDPA call per "
+                             "sequence: launch/loop overhead instead of wasted FLOPs."),
+    "packed-flex": N_("FlexAttention (torch.compile) with a document mask: fully masked blocks "
+                      "are skipped."),
 }

@@ -43,6 +43,7 @@ from core.nn.decoder import sinusoidal_positions as sinusoidal_positions  # re-e
 from core.nn.sampling import SamplingConfig, next_token_distribution, sample_token
 from core.runtime.device import cpu_threads, oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import (
     ResourceError as ResourceError,  # re-exported: a full KV cache raises it
 )
@@ -476,7 +477,7 @@ def _record_val(models, history, val, step: int) -> None:
 
 def _progress_text(step: int, total: int, history: dict[str, History]) -> str:
     losses = " · ".join(f"{LABELS[k]} {h.train_loss[-1]:.2f}" for k, h in history.items())
-    return f"Step {step:,}/{total:,} · train loss (nats/char): {losses}"
+    return N_(f"Step {step:,}/{total:,} · train loss (nats/char): {losses}")
 
 
 # ---------------------------------------------------------------- generation
@@ -652,8 +653,8 @@ def run_recall(cfg: RecallConfig, kinds: tuple[str, ...], device, progress: Prog
         for i, (kind, k) in enumerate(runs):
             rows.append(_recall_run(configs[kind], cfg, k, torch.device(device), job))
             if progress:
-                progress((i + 1) / len(runs), f"{LABELS[kind]}, k = {k}: accuracy "
-                         f"{rows[-1]['accuracy']:.0%} ({i + 1}/{len(runs)})")
+                progress((i + 1) / len(runs), N_(f"{LABELS[kind]}, k = {k}: accuracy "
+                                                 f"{rows[-1]['accuracy']:.0%} ({i + 1}/{len(runs)})"))
     return RecallResult(tuple(rows), 1.0 / cfg.n_symbols, {k: configs[k] for k in kinds})
 
 

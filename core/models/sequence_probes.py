@@ -33,6 +33,7 @@ from core.data.char_data import corpus_window
 from core.models.sequence_models import RecurrentLM, TransformerLM, cpu_threads
 from core.runtime.device import oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_float, check_int
 
 MAX_PROBE_T = 4096          # characters in a gradient-flow probe
@@ -149,8 +150,8 @@ class GateTrace:
     max_abs_error: float            # explicit vs module: top-layer outputs and final states
 
 
-GATE_NAMES = {"lstm": ("input i", "forget f", "cell candidate g", "output o"),
-              "gru": ("reset r", "update z", "new n"), "rnn": ()}
+GATE_NAMES = {"lstm": (N_("input i"), N_("forget f"), N_("cell candidate g"), N_("output o")),
+              "gru": (N_("reset r"), N_("update z"), N_("new n")), "rnn": ()}
 
 
 @torch.no_grad()

@@ -44,6 +44,7 @@ from torch import nn
 from core.nn.rope import apply_rope, rope_cos_sin
 from core.runtime.device import oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_choice, check_int
 
 PATCH = 14                       # MoonViT / CLIP ViT-L/14 patch side (pixels)
@@ -218,8 +219,8 @@ def from_array(name: str, pixels: np.ndarray, fmt: str = "generated") -> LoadedI
     return LoadedImage(name, arr, (arr.shape[0], arr.shape[1]), False, fmt)
 
 
-SAMPLES = ("china.jpg (scikit-learn)", "flower.jpg (scikit-learn)", "tall text page (generated)",
-           "wide banner (generated)", "small icon (generated)", "china, 1:4 strip (crop)")
+SAMPLES = (N_("china.jpg (scikit-learn)"), N_("flower.jpg (scikit-learn)"), N_("tall text page (generated)"),
+           N_("wide banner (generated)"), N_("small icon (generated)"), N_("china, 1:4 strip (crop)"))
 
 
 def sample_image(name: str) -> LoadedImage:
@@ -580,7 +581,7 @@ def attention_maps(image: LoadedImage, query: tuple[int, int], cfg: EncoderConfi
     enc = VisionEncoder(cfg).to(device).eval()
     x = patches.to(device)
     return {name: enc.attention_from(x, grids[0], r * gw + c, rope=rope).float().cpu().numpy()
-            for name, rope in (("with 2D RoPE", True), ("without position", False))}
+            for name, rope in ((N_("with 2D RoPE"), True), (N_("without position"), False))}
 
 
 def tokens_vs_side(aspect: float, sides: list[int]) -> list[dict]:

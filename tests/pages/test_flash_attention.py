@@ -188,3 +188,54 @@ def test_inside_smollm2_prefill_timings():
     assert len(table) == 2 and table["prefill"].iloc[0] != "—"
     if kernel_interpreted(pick_device()):
         assert table["status"].iloc[1] == "interpreter: not timed" and table["prefill"].iloc[1] == "—"
+
+
+# ---------------------------------------------------------------- in Chinese
+def _new_missing(before: set) -> list[str]:
+    from app import i18n
+    return sorted(m for lang, m in i18n.MISSING - before if lang == "zh")
+
+
+def _cjk(text: str) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" for c in text)
+
+
+def test_in_chinese_tiles_benchmark_and_smollm2():
+    """?lang=zh: every tab's controls and results read in Chinese, and nothing the page asks the
+    catalog for (its own text, core's labels and statuses) is missing."""
+    from app import i18n
+
+    before = set(i18n.MISSING)
+    at = open_page("flash_attention.py", lang="zh")
+    assert_clean(at)
+    assert "分块与在线 softmax" in [tab.label for tab in at.tabs]
+    labels = {m.label for m in at.metric}
+    assert "已加载的分块（本查询块）" in labels and "标准注意力（算法 0）" in labels
+    at.slider(key="fa_kblock").set_value(at.slider(key="fa_kblock").max).run()
+    at.toggle(key="fa_causal").set_value(True).run()
+    assert_clean(at)
+    assert any("在线 softmax 等于朴素 softmax" in s for s in texts(at.success))
+    at.multiselect(key="fa_b_seqs").set_value([64]).run()
+    at.multiselect(key="fa_b_impls").set_value(["naive", "sdpa", "tiled", "triton"]).run()
+    at.slider(key="fa_b_heads").set_value(1).run()
+    at.button(key="fa_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    timing = next(df.value for df in at.dataframe if "相对 float64 的最大 |误差|" in df.value.columns)
+    assert set(timing["阶段"]) == {"前向"} and all(_cjk(s) for s in timing["状态"])
+    at.button(key="fa_llm_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    assert metric(at, "sdpa：最大 |Δ logit|") == "参考"
+    assert any("注意力字节数（一层）" in df.value.columns for df in at.dataframe)
+    at.multiselect(key="fa_llm_seqs").set_value([min(at.multiselect(key="fa_llm_seqs").value)]).run()
+    at.multiselect(key="fa_llm_backends").set_value(["sdpa", "triton"]).run()
+    at.button(key="fa_llm_time").click().run()
+    assert_clean(at)
+    table = next(df.value for df in at.dataframe if "词元 / 秒" in df.value.columns)
+    assert all(_cjk(s) for s in table["状态"])
+    at.multiselect(key="fa_b_seqs").set_value([]).run()
+    at.button(key="fa_run").click().run()
+    assert_clean(at)
+    assert any(_cjk(e) for e in errors(at))                       # core's message, translated
+    assert _new_missing(before) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.models.mla import MLAConfig
 from tests.pages.apptest import assert_clean, errors, open_page
 
 
@@ -55,3 +56,33 @@ def test_kv_cache_measured_on_smollm2():
     at.button(key="mla_kv_run").click().run()
     assert_clean(at)
     assert any("Pick at least one length" in w.value for w in at.warning)
+
+
+def test_in_chinese_tables_layer_cache_and_timing():
+    """?lang=zh: tables, the live layer, the measured cache and the decode timing read in Chinese,
+    and nothing the page asks the catalog for is missing (core's variant names included)."""
+    from app import i18n
+
+    before = set(i18n.MISSING)
+    at = open_page("mla.py", lang="zh")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert set(table["一致"]) == {"✓"} and "每词元（公式）" in table.columns
+    at.number_input(key="mla_kvrank").set_value(512).run()
+    assert_clean(at)
+    assert any("超过了隐藏维度" in e for e in errors(at))                # core's message, translated
+    at.number_input(key="mla_kvrank").set_value(MLAConfig().kv_lora_rank).run()
+    assert not errors(at)
+    at.multiselect(key="mla_models").set_value([]).run()
+    assert any("请至少选择一个模型" in i.value for i in at.info)
+    at.multiselect(key="mla_kv_tokens").set_value([16]).run()
+    at.button(key="mla_kv_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    measured = next(df.value for df in at.dataframe if "× SmolLM2" in df.value.columns)
+    assert "改为 MHA" in set(measured["模型"])
+    at.select_slider(key="mla_ctx").set_value(256).run()
+    at.button(key="mla_time_btn").click().run()
+    assert_clean(at)
+    assert list(at.dataframe[-1].value["形式"]) == ["普通", "解压缓存", "吸收"]
+    assert sorted(m for lang, m in i18n.MISSING - before if lang == "zh") == []

@@ -127,3 +127,38 @@ def test_smollm2_continues_the_same_prompt(trained_app):
     at.text_input(key="rvt_prompt").input("<b>bold</b> ").run()
     assert_clean(at)
     assert any(t.value.startswith("<b>bold</b> ") for t in at.text)         # plain text, never HTML
+
+
+def test_every_button_in_chinese():
+    """?lang=zh: training, both timing buttons and the recall task (the settings of the tests above,
+    so the cached runs are reused), every tab rendered, nothing left untranslated."""
+    from app import i18n
+
+    before = set(i18n.MISSING)
+    at = open_page(PAGE, lang="zh")
+    assert_clean(at)
+    at.select_slider(key="rvt_budget").set_value(25_000)
+    at.slider(key="rvt_steps").set_value(20)
+    at.select_slider(key="rvt_batch").set_value(8)
+    at.select_slider(key="rvt_block").set_value(32)
+    at.select_slider(key="rvt_layers").set_value(1)
+    at.button(key="rvt_train").click().run()
+    assert_clean(at)
+    assert any("20" in s.value and "步" in s.value for s in at.success)
+    at.multiselect(key="rvt_lengths").set_value([64])
+    at.select_slider(key="rvt_tbatch").set_value(1)
+    at.button(key="rvt_time").click().run()
+    at.multiselect(key="rvt_gen_n").set_value([16])
+    at.button(key="rvt_gen").click().run()
+    assert_clean(at)
+    at.multiselect(key="rvt_rec_delays").set_value([1, 4])
+    at.select_slider(key="rvt_rec_steps").set_value(50)
+    at.select_slider(key="rvt_rec_budget").set_value(5_000)
+    at.multiselect(key="rvt_rec_models").set_value(["rnn", "transformer"])
+    at.button(key="rvt_recall").click().run()
+    at.radio(key="rvt_gate_model").set_value("gru").run()
+    assert_clean(at)
+    assert not errors(at)
+    assert any("Adam" in c.value and "模型" in c.value for c in at.caption)
+    missing = sorted(m for lang, m in i18n.MISSING - before if lang == "zh")
+    assert not missing, missing

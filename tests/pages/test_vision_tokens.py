@@ -52,3 +52,31 @@ def test_uploads_good_and_bad():
     at.file_uploader(key="vt_upload").set_value(("bomb.png", bomb, "image/png")).run()
     assert_clean(at)
     assert any("megapixels" in e for e in errors(at))
+
+
+def test_in_chinese_samples_packing_and_uploads():
+    """?lang=zh: samples by their Chinese names, packing, the encoder and upload messages in Chinese;
+    nothing the page asks the catalog for is missing (an upload's file name is shown as it is)."""
+    from app import i18n
+
+    before = set(i18n.MISSING)
+    at = open_page("vision_tokens.py", lang="zh")
+    assert_clean(at)
+    assert metric(at, "视觉词元（Kimi-VL）") == "368"
+    at.selectbox(key="vt_sample").select("tall text page (generated)").run()
+    assert_clean(at)
+    assert metric(at, "视觉词元（Kimi-VL）") == "675"
+    packed = next(df.value for df in at.dataframe if "网格" in df.value.columns)
+    assert "长文本页（生成）" in set(packed["图像"])
+    at.radio(key="vt_aspect").set_value("1:3 (page)").run()
+    at.radio(key="vt_kind").set_value("Upload").run()
+    assert_clean(at)
+    at.file_uploader(key="vt_upload").set_value(("图标.png", _png(30, 20, "RGBA"), "image/png")).run()
+    assert_clean(at)
+    assert metric(at, "图像") == "30×20 px"
+    at.file_uploader(key="vt_upload").set_value(("long.png", _png(8000, 20), "image/png")).run()
+    assert any("已缩放到 4096×10 px" in w.value for w in at.warning)
+    at.file_uploader(key="vt_upload").set_value(("notes.png", b"not a png", "image/png")).run()
+    assert_clean(at)
+    assert errors(at) and all(any("\u4e00" <= c <= "\u9fff" for c in e) for e in errors(at))
+    assert sorted(m for lang, m in i18n.MISSING - before if lang == "zh") == []
