@@ -48,6 +48,7 @@ from core.nn import DecoderBlock, RMSNorm, rope_cos_sin, window_mask
 from core.nn.attention import AttentionShape
 from core.runtime.device import oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_float, check_int, check_text
 from core.train import loop
 from core.train.loop import optimizer_step, set_lr
@@ -315,7 +316,7 @@ def _train_loop(model, train: TrainConfig, train_ids, val, history, evals, job, 
 
     def message(done: int, main_loss: float) -> str:
         left = (time.perf_counter() - started) / done * (train.steps - done)
-        return f"step {done}/{train.steps} · main loss {main_loss:.3f} · about {left:.0f} s left"
+        return N_(f"step {done}/{train.steps} · main loss {main_loss:.3f} · about {left:.0f} s left")
 
     eval_at = {round(train.steps * f) for f in (0.25, 0.5, 0.75)} | {train.steps}
     log = loop.train(step, train.steps, job=job, evaluate=lambda done: evaluate(model, val),
@@ -484,10 +485,10 @@ def compare_decoding(trained: TrainedMTP, prompt: str, max_new: int = 120, *, on
         for i, d in enumerate([0, D, *range(1, D)]):
             job.check()
             if progress:
-                progress(i / (D + 1), f"decoding with {d} drafted token(s) per pass")
+                progress(i / (D + 1), N_(f"decoding with {d} drafted token(s) per pass"))
             runs[d] = speculative_decode(model, ids, max_new, d)
     if progress:
-        progress(1.0, "done")
+        progress(1.0, N_("done"))
     plain, spec = runs[0], runs[D]
     return DecodeComparison(decode(ids), checked.truncated, unknown, plain, spec,
                             tuple((d, runs[d].tokens_per_pass) for d in sorted(runs)),
@@ -509,10 +510,10 @@ def target_table(text: str, depth: int, positions: int = 16) -> list[dict]:
     chars = decode(encode(checked.text))
     rows = []
     for i in range(min(check_int("Positions", positions, 1, 64), len(chars) - 1)):
-        row = {"position": i, "input tᵢ": chars[i], "main head → tᵢ₊₁": chars[i + 1]}
+        row = {"position": i, N_("input tᵢ"): chars[i], N_("main head → tᵢ₊₁"): chars[i + 1]}
         for k in range(1, depth + 1):
             ok = i + k + 1 < len(chars)
-            row[f"MTP {k} reads tᵢ₊{_SUB[k]}"] = chars[i + k] if ok else None
-            row[f"MTP {k} → tᵢ₊{_SUB[k + 1]}"] = chars[i + k + 1] if ok else None
+            row[N_(f"MTP {k} reads tᵢ₊{_SUB[k]}")] = chars[i + k] if ok else None
+            row[N_(f"MTP {k} → tᵢ₊{_SUB[k + 1]}")] = chars[i + k + 1] if ok else None
         rows.append(row)
     return rows

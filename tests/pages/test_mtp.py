@@ -40,3 +40,37 @@ def test_train_then_decode_and_escape():
     at.text_input(key="mtp_decode_prompt").input("   ").run()
     assert_clean(at)
     assert any("empty" in e for e in errors(at))
+
+
+def test_targets_training_and_decoding_in_chinese():
+    """?lang=zh: the target table, a tiny training run and decoding (a prompt with characters the
+    model does not know, an empty one) render without an error and without text missing from the catalog."""
+    from app import i18n
+
+    def zh(msgid: str) -> str:
+        return i18n.translate(msgid, "zh")
+
+    before = set(i18n.MISSING)
+    at = open_page("mtp.py", lang="zh")
+    assert_clean(at)
+    assert zh("Multi-token prediction") in [t.value for t in at.title]
+    assert zh("Train live") in [t.label for t in at.tabs]
+    rows = list(at.dataframe[0].value.index)
+    assert rows[:2] == [zh("input tᵢ"), zh("main head → tᵢ₊₁")] and "MTP 2 读入 tᵢ₊₂" in rows
+    assert any("记录的运行" in m.value and "留出集准确率" in m.value for m in at.markdown), "the recorded run, in Chinese"
+    at.slider(key="mtp_view_depth").set_value(3).run()
+    assert_clean(at)
+    at = _tiny_training(at)
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    labels = [m.label for m in at.metric]
+    assert zh("Main head: next char") in labels and zh("Tokens per main pass") in labels
+    assert [m.value for m in at.metric if m.label == zh("Same text as plain greedy")] == [zh("yes")]
+    at.text_input(key="mtp_decode_prompt").input("多词元预测 draft tokens").run()   # outside the alphabet
+    at.slider(key="mtp_new").set_value(10).run()
+    assert_clean(at)
+    assert any("未知符号" in w.value for w in at.warning)
+    at.text_input(key="mtp_decode_prompt").input("   ").run()
+    assert errors(at) and all(any("\u4e00" <= ch <= "\u9fff" for ch in e) for e in errors(at))
+    missing = sorted(m for lang, m in i18n.MISSING - before if lang == "zh")
+    assert not missing, missing
