@@ -31,6 +31,7 @@ import torch
 from safetensors import safe_open
 
 from core.data.minilm import MAX_SENTENCE_TOKENS, load_model, load_tokenizer, model_path
+from core.runtime.text import N_
 from core.runtime.validation import (
     ValidationError,
     check_choice,
@@ -41,8 +42,8 @@ from core.runtime.validation import (
 
 GROUP = 128                       # DeepSeek-V3's tile width and block side
 SCHEMES = ("tensor", "row", "tile", "block")
-SCHEME_LABELS = {"tensor": "per-tensor", "row": "per row (weights: per output channel)",
-                 "tile": "1x128 tile", "block": "128x128 block"}
+SCHEME_LABELS = {"tensor": N_("per-tensor"), "row": N_("per row (weights: per output channel)"),
+                 "tile": N_("1x128 tile"), "block": N_("128x128 block")}
 MAX_ELEMENTS = 16_000_000         # a quantized tensor may hold at most this many values
 MAX_TOKENS = 8192                 # synthetic / MiniLM activations: rows
 MAX_CHANNELS = 8192               # synthetic activations: columns

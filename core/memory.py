@@ -56,6 +56,7 @@ from core.configs import (
     mlp_params,
     param_count,
 )
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_choice, check_int
 
 GIB = 2**30
@@ -135,17 +136,17 @@ class Recipe:
 FP8_BLOCK = 128   # DeepSeek-V3 section 3.3.2: weights scaled per 128x128 block (one fp32 scale)
 
 RECIPES: dict[str, Recipe] = {
-    "fp32": Recipe("fp32", "fp32 (weights, grads, Adam m and v in fp32)", 4, 4, 0, 8, 4,
-                   "Adam in fp32: 4 + 4 + (4 + 4) bytes/param"),
-    "mixed-adam": Recipe("mixed-adam", "16-bit mixed precision + fp32 master (ZeRO's 2+2+12)",
-                         2, 2, 4, 8, 2, "ZeRO paper section 3.1: 2 + 2 + K, K = 12"),
-    "bf16": Recipe("bf16", "pure bf16 (weights, grads, m and v in bf16)", 2, 2, 0, 4, 2,
-                   "no fp32 master: 2 + 2 + (2 + 2) bytes/param"),
+    "fp32": Recipe("fp32", N_("fp32 (weights, grads, Adam m and v in fp32)"), 4, 4, 0, 8, 4,
+                   N_("Adam in fp32: 4 + 4 + (4 + 4) bytes/param")),
+    "mixed-adam": Recipe("mixed-adam", N_("16-bit mixed precision + fp32 master (ZeRO's 2+2+12)"),
+                         2, 2, 4, 8, 2, N_("ZeRO paper section 3.1: 2 + 2 + K, K = 12")),
+    "bf16": Recipe("bf16", N_("pure bf16 (weights, grads, m and v in bf16)"), 2, 2, 0, 4, 2,
+                   N_("no fp32 master: 2 + 2 + (2 + 2) bytes/param")),
     "fp8-deepseek": Recipe(
-        "fp8-deepseek", "DeepSeek-V3 FP8 (FP8 GEMM weights, FP32 master and grads, BF16 m, v)",
+        "fp8-deepseek", N_("DeepSeek-V3 FP8 (FP8 GEMM weights, FP32 master and grads, BF16 m, v)"),
         1 + 4 / FP8_BLOCK**2, 4, 4, 4, 2,
-        "DeepSeek-V3 report 3.3.2-3.3.3: FP8 weights + a 128x128-block scale, FP32 grads and "
-        "master, BF16 moments"),
+        N_("DeepSeek-V3 report 3.3.2-3.3.3: FP8 weights + a 128x128-block scale, FP32 grads and "
+           "master, BF16 moments")),
 }
 
 
@@ -190,20 +191,20 @@ class ActivationTerm:
 # split "tp": divided by t under tensor parallelism; "sp": only with sequence parallelism.
 # Korthikanti et al. 2022 section 4.1 (16-bit values: 2 bytes = the paper's "2sbh").
 _TERMS = (
-    ("QKV input (LayerNorm output)", "attention", "value", 1, "sbh", "sp", False, False),
-    ("Q and K (for QKᵀ)", "attention", "value", 2, "sbh", "tp", False, False),
-    ("Softmax output", "attention", "value", 1, "as2b", "tp", True, False),
-    ("Softmax dropout mask", "attention", "mask", 1, "as2b", "tp", True, True),
-    ("Dropout output (for ·V)", "attention", "value", 1, "as2b", "tp", True, True),
-    ("V", "attention", "value", 1, "sbh", "tp", False, False),
-    ("Output-projection input", "attention", "value", 1, "sbh", "tp", False, False),
-    ("Attention dropout mask", "attention", "mask", 1, "sbh", "sp", False, True),
-    ("fc1 input (LayerNorm output)", "mlp", "value", 1, "sbh", "sp", False, False),
-    ("GELU input", "mlp", "value", 4, "sbh", "tp", False, False),
-    ("fc2 input (GELU output)", "mlp", "value", 4, "sbh", "tp", False, False),
-    ("MLP dropout mask", "mlp", "mask", 1, "sbh", "sp", False, True),
-    ("LayerNorm 1 input", "layernorm", "value", 1, "sbh", "sp", False, False),
-    ("LayerNorm 2 input", "layernorm", "value", 1, "sbh", "sp", False, False),
+    (N_("QKV input (LayerNorm output)"), "attention", "value", 1, "sbh", "sp", False, False),
+    (N_("Q and K (for QKᵀ)"), "attention", "value", 2, "sbh", "tp", False, False),
+    (N_("Softmax output"), "attention", "value", 1, "as2b", "tp", True, False),
+    (N_("Softmax dropout mask"), "attention", "mask", 1, "as2b", "tp", True, True),
+    (N_("Dropout output (for ·V)"), "attention", "value", 1, "as2b", "tp", True, True),
+    (N_("V"), "attention", "value", 1, "sbh", "tp", False, False),
+    (N_("Output-projection input"), "attention", "value", 1, "sbh", "tp", False, False),
+    (N_("Attention dropout mask"), "attention", "mask", 1, "sbh", "sp", False, True),
+    (N_("fc1 input (LayerNorm output)"), "mlp", "value", 1, "sbh", "sp", False, False),
+    (N_("GELU input"), "mlp", "value", 4, "sbh", "tp", False, False),
+    (N_("fc2 input (GELU output)"), "mlp", "value", 4, "sbh", "tp", False, False),
+    (N_("MLP dropout mask"), "mlp", "mask", 1, "sbh", "sp", False, True),
+    (N_("LayerNorm 1 input"), "layernorm", "value", 1, "sbh", "sp", False, False),
+    (N_("LayerNorm 2 input"), "layernorm", "value", 1, "sbh", "sp", False, False),
 )
 
 
@@ -234,7 +235,7 @@ def activation_terms(*, seq, batch, hidden, heads, tp=1, sequence_parallel=False
     mode = check_choice("Recompute mode", recompute, RECOMPUTE_MODES)
     bpv = float(bytes_per_value)
     if mode == "full":
-        return [ActivationTerm("Layer input (checkpoint)", "layer", "value", s * b * h * bpv)]
+        return [ActivationTerm(N_("Layer input (checkpoint)"), "layer", "value", s * b * h * bpv)]
     units = {"sbh": s * b * h, "as2b": a * s * s * b}
     out = []
     for name, block, kind, count, unit, split, core, needs_dropout in _TERMS:
@@ -244,7 +245,7 @@ def activation_terms(*, seq, batch, hidden, heads, tp=1, sequence_parallel=False
         width = bpv if kind == "value" else float(mask_bytes)
         out.append(ActivationTerm(name, block, kind, count * units[unit] * width / divisor))
     if flash_attention:
-        out.append(ActivationTerm("Softmax statistics (logsumexp, fp32)", "attention", "stat",
+        out.append(ActivationTerm(N_("Softmax statistics (logsumexp, fp32)"), "attention", "stat",
                                   4.0 * a * s * b / t))
     return out
 
@@ -270,19 +271,19 @@ def activation_bytes_per_layer(*, seq, batch, hidden, heads, tp=1, sequence_para
 # backward needs. Widths per token: h (model), h_kv = kv_heads x head_dim (GQA: K and V are
 # narrower than Q), f (SwiGLU inner). (name, block, kind, width, core)
 _LLAMA_TERMS = (
-    ("RMSNorm 1 input", "attention", "value", "h", False),
-    ("RMSNorm 1 statistics (1/rms, fp32)", "attention", "stat", "1", False),
-    ("QKV input (RMSNorm output)", "attention", "value", "h", False),
-    ("Q after RoPE (for QKᵀ)", "attention", "value", "h", False),
-    ("K after RoPE and V (GQA: h_kv wide)", "attention", "value", "2hkv", False),
-    ("Softmax output", "attention", "value", "as", True),
-    ("Output-projection input", "attention", "value", "h", False),
-    ("RMSNorm 2 input", "mlp", "value", "h", False),
-    ("RMSNorm 2 statistics (1/rms, fp32)", "mlp", "stat", "1", False),
-    ("Gate/up input (RMSNorm output)", "mlp", "value", "h", False),
-    ("Gate and up outputs (for SiLU and the product)", "mlp", "value", "2f", False),
-    ("SiLU(gate)", "mlp", "value", "f", False),
-    ("Down-projection input (SiLU(gate) · up)", "mlp", "value", "f", False),
+    (N_("RMSNorm 1 input"), "attention", "value", "h", False),
+    (N_("RMSNorm 1 statistics (1/rms, fp32)"), "attention", "stat", "1", False),
+    (N_("QKV input (RMSNorm output)"), "attention", "value", "h", False),
+    (N_("Q after RoPE (for QKᵀ)"), "attention", "value", "h", False),
+    (N_("K after RoPE and V (GQA: h_kv wide)"), "attention", "value", "2hkv", False),
+    (N_("Softmax output"), "attention", "value", "as", True),
+    (N_("Output-projection input"), "attention", "value", "h", False),
+    (N_("RMSNorm 2 input"), "mlp", "value", "h", False),
+    (N_("RMSNorm 2 statistics (1/rms, fp32)"), "mlp", "stat", "1", False),
+    (N_("Gate/up input (RMSNorm output)"), "mlp", "value", "h", False),
+    (N_("Gate and up outputs (for SiLU and the product)"), "mlp", "value", "2f", False),
+    (N_("SiLU(gate)"), "mlp", "value", "f", False),
+    (N_("Down-projection input (SiLU(gate) · up)"), "mlp", "value", "f", False),
 )
 
 
@@ -299,7 +300,7 @@ def llama_activation_terms(config: ModelConfig, *, seq, batch, bytes_per_value=2
     mode = check_choice("Recompute mode", recompute, ("none", "full"))
     bpv, tokens = float(bytes_per_value), s * b
     if mode == "full":
-        return [ActivationTerm("Block input (checkpoint)", "layer", "value", tokens * config.hidden * bpv)]
+        return [ActivationTerm(N_("Block input (checkpoint)"), "layer", "value", tokens * config.hidden * bpv)]
     width = {"h": config.hidden, "2hkv": 2 * config.kv_heads * config.head_dim, "2f": 2 * config.intermediate,
              "f": config.intermediate, "as": config.heads * s, "1": 1}
     out = []
@@ -309,9 +310,9 @@ def llama_activation_terms(config: ModelConfig, *, seq, batch, bytes_per_value=2
         per_value = 4.0 if kind == "stat" else bpv
         out.append(ActivationTerm(name, block, kind, tokens * width[unit] * per_value))
     if flash_attention:
-        out.insert(5, ActivationTerm("Attention output (FlashAttention's backward)", "attention", "value",
+        out.insert(5, ActivationTerm(N_("Attention output (FlashAttention's backward)"), "attention", "value",
                                      tokens * config.hidden * bpv))
-        out.insert(6, ActivationTerm("Softmax statistics (logsumexp, fp32)", "attention", "stat",
+        out.insert(6, ActivationTerm(N_("Softmax statistics (logsumexp, fp32)"), "attention", "stat",
                                      4.0 * config.heads * tokens))
     return out
 
@@ -321,10 +322,10 @@ def llama_head_terms(config: ModelConfig, *, seq, batch, bytes_per_value=2) -> l
     the fp32 log-probabilities the cross-entropy loss keeps (s b V; the logits themselves are
     not kept). A tied head adds nothing else."""
     tokens, bpv = int(seq) * int(batch), float(bytes_per_value)
-    return [ActivationTerm("Final RMSNorm input", "head", "value", tokens * config.hidden * bpv),
-            ActivationTerm("Final RMSNorm statistics (fp32)", "head", "stat", 4.0 * tokens),
-            ActivationTerm("Head input (final RMSNorm output)", "head", "value", tokens * config.hidden * bpv),
-            ActivationTerm("Log-probabilities for the loss (fp32)", "head", "value",
+    return [ActivationTerm(N_("Final RMSNorm input"), "head", "value", tokens * config.hidden * bpv),
+            ActivationTerm(N_("Final RMSNorm statistics (fp32)"), "head", "stat", 4.0 * tokens),
+            ActivationTerm(N_("Head input (final RMSNorm output)"), "head", "value", tokens * config.hidden * bpv),
+            ActivationTerm(N_("Log-probabilities for the loss (fp32)"), "head", "value",
                            4.0 * tokens * config.vocab_size)]
 
 
@@ -572,18 +573,18 @@ def plan_notes(plan: TrainingPlan, cfg: ModelConfig) -> list[str]:
     """What the numbers leave out for this plan (shown beside the chart)."""
     notes = []
     if cfg.is_moe:
-        notes.append("MoE: model states count all experts (no expert parallelism); activations "
-                     "use the dense-layer formula.")
+        notes.append(N_("MoE: model states count all experts (no expert parallelism); activations "
+                        "use the dense-layer formula."))
     if cfg.is_mla:
-        notes.append("MLA: activations use the standard-attention formula with the model's "
-                     "query heads; the KV cache uses the compressed latent.")
+        notes.append(N_("MLA: activations use the standard-attention formula with the model's "
+                        "query heads; the KV cache uses the compressed latent."))
     if cfg.mlp == "swiglu":
-        notes.append("SwiGLU MLP: the paper's 19sbh MLP term assumes a 4h GELU MLP.")
+        notes.append(N_("SwiGLU MLP: the paper's 19sbh MLP term assumes a 4h GELU MLP."))
     if plan.recipe == "fp8-deepseek":
-        notes.append("FP8: activations are counted at 16 bits; DeepSeek-V3 caches some in FP8.")
+        notes.append(N_("FP8: activations are counted at 16 bits; DeepSeek-V3 caches some in FP8."))
     if plan.flash and plan.recompute == "selective":
-        notes.append("FlashAttention already avoids the attention matrix: selective recompute "
-                     "saves nothing more.")
+        notes.append(N_("FlashAttention already avoids the attention matrix: selective recompute "
+                        "saves nothing more."))
     return notes
 
 
@@ -723,7 +724,7 @@ def plan_from_query(query: Mapping) -> tuple[TrainingPlan, list[str]]:
     try:
         validate_plan(plan)
     except ValidationError as err:
-        problems.append(f"The settings in the URL do not work together: {err} Using the defaults.")
+        problems.append(N_(f"The settings in the URL do not work together: {err} Using the defaults."))
         plan = TrainingPlan()
     return plan, problems
 

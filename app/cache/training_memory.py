@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.cache import llm as llm_cache
+from app.i18n import N_
 from core import fp8, memory
 from core.measure import activations as measure
 from core.measure import llm_runs
@@ -130,5 +131,5 @@ def llm_fp8(device: str, recipes: tuple[str, ...], eval_tokens: int, _progress=N
 def llm_kv_cache(device: str, tokens: int, _on_wait=None):
     """SmolLM2's real KV cache after ``tokens`` tokens vs the formula (core.measure.llm_runs.measure_kv_cache)."""
     lm = llm_cache.model(device)
-    with heavy_job("SmolLM2 KV-cache measurement", device, time_limit_s=KV_TIME_LIMIT_S, on_wait=_on_wait):
+    with heavy_job(N_("SmolLM2 KV-cache measurement"), device, time_limit_s=KV_TIME_LIMIT_S, on_wait=_on_wait):
         return llm_runs.measure_kv_cache(lm, tokens)

@@ -40,6 +40,7 @@ from core.nn import DecoderBlock
 from core.nn.attention import AttentionShape
 from core.runtime.device import free_memory, oom_guard, synchronize
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import (
     ResourceError,
     ValidationError,
@@ -351,22 +352,22 @@ def measure_activations(cfg: TinyGPTConfig, checkpointing: str = "none", device:
     check_fits(cfg, device)
     with heavy_job("activation measurement", str(dev), time_limit_s=TIME_LIMIT_S, on_wait=on_wait) as job, \
             oom_guard("The activation measurement", dev, "Lower the sequence length or batch."):
-        _tell(progress, 0.1, "building the model")
+        _tell(progress, 0.1, N_("building the model"))
         model = build_model(cfg, str(dev))
         gen = torch.Generator().manual_seed(1)
         idx = torch.randint(0, cfg.vocab, (cfg.batch, cfg.seq), generator=gen).to(dev)   # (B, S)
         g = torch.randn(cfg.batch, cfg.seq, cfg.hidden, generator=gen).to(dev, cfg.torch_dtype)
         if dev.type == "cuda":     # allocate gradients first, so the peak is activations only
-            _tell(progress, 0.3, "warm-up step (allocates gradients)")
+            _tell(progress, 0.3, N_("warm-up step (allocates gradients)"))
             _one_step(model, model.embed(idx), g, mode, dev, cfg)
             job.check()
-        _tell(progress, 0.6, "measured step")
+        _tell(progress, 0.6, N_("measured step"))
         saved, held, peak = _one_step(model, model.embed(idx), g, mode, dev, cfg)
         job.check()
     result = _assemble(cfg, mode, str(dev), saved, held, peak)
     del model
     free_memory(dev)
-    _tell(progress, 1.0, "done")
+    _tell(progress, 1.0, N_("done"))
     return result
 
 
@@ -393,20 +394,20 @@ def _assemble(cfg, mode, device, saved, held, peak) -> ActivationMeasurement:
 def _explain(cfg: TinyGPTConfig, mode: str, by_cat: dict, mask_width: int) -> list[str]:
     lines = []
     if cfg.dtype == "float32":
-        lines.append("The run is fp32: 4 bytes per value where the paper counts 2 (16-bit).")
+        lines.append(N_("The run is fp32: 4 bytes per value where the paper counts 2 (16-bit)."))
     if by_cat.get("LayerNorm statistics"):
-        lines.append("LayerNorm saves its mean and 1/std per token for the backward pass "
-                     "(2 x s x b values per norm); the formula leaves them out.")
+        lines.append(N_("LayerNorm saves its mean and 1/std per token for the backward pass "
+                        "(2 x s x b values per norm); the formula leaves them out."))
     if mask_width > 1:
-        lines.append(f"Dropout masks are stored with {mask_width} bytes per value (PyTorch's CPU "
-                     "dropout multiplies by a mask of the input dtype); the paper counts 1 byte.")
+        lines.append(N_(f"Dropout masks are stored with {mask_width} bytes per value (PyTorch's CPU "
+                        "dropout multiplies by a mask of the input dtype); the paper counts 1 byte."))
     if cfg.attention == "sdpa":
-        lines.append("Fused attention keeps no s x s matrix: only fp32 softmax statistics "
-                     "(logsumexp, a x s x b values), as FlashAttention does. Attention dropout is off "
-                     "on this path.")
+        lines.append(N_("Fused attention keeps no s x s matrix: only fp32 softmax statistics "
+                        "(logsumexp, a x s x b values), as FlashAttention does. Attention dropout is off "
+                        "on this path."))
     if mode != "none":
-        lines.append("Checkpointed layers keep only their input; in the backward pass one segment "
-                     "at a time is recomputed (the peak adds that working set).")
+        lines.append(N_("Checkpointed layers keep only their input; in the backward pass one segment "
+                        "at a time is recomputed (the peak adds that working set)."))
     return lines
 
 

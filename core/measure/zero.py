@@ -43,6 +43,7 @@ from core import ROOT
 from core.measure.activations import TinyGPTConfig, validate_tiny
 from core.memory import model_state_bytes
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import (
     ResourceError,
     ValidationError,
@@ -54,10 +55,10 @@ from core.runtime.validation import (
 STRATEGIES = ("ddp", "zero1", "zero2", "zero3")
 STRATEGY_STAGE = {"ddp": 0, "zero1": 1, "zero2": 2, "zero3": 3}
 STRATEGY_LABELS = {
-    "ddp": "DDP + Adam (ZeRO-0)",
-    "zero1": "ZeroRedundancyOptimizer (ZeRO-1)",
-    "zero2": "FSDP, no reshard after forward (≈ZeRO-2)",
-    "zero3": "FSDP, reshard after forward (ZeRO-3)",
+    "ddp": N_("DDP + Adam (ZeRO-0)"),
+    "zero1": N_("ZeroRedundancyOptimizer (ZeRO-1)"),
+    "zero2": N_("FSDP, no reshard after forward (≈ZeRO-2)"),
+    "zero3": N_("FSDP, reshard after forward (ZeRO-3)"),
 }
 MAX_WORLD = 4
 MAX_STEPS = 10
@@ -202,8 +203,8 @@ def _report(progress, state: dict | None) -> None:
     done = state["index"] * state["steps"] + state["step"]
     total = max(state["count"] * state["steps"], 1)
     progress(0.1 + 0.85 * done / total,
-             f"{STRATEGY_LABELS.get(state['strategy'], state['strategy'])}: step {state['step'] + 1}"
-             f" of {state['steps']}")
+             N_(f"{STRATEGY_LABELS.get(state['strategy'], state['strategy'])}: step {state['step'] + 1}"
+                f" of {state['steps']}"))
 
 
 # ---------------------------------------------------------------- the run
@@ -242,7 +243,7 @@ def run_zero(cfg: ZeroRunConfig, progress: Callable[[float, str], None] | None =
                    on_wait=on_wait) as job, tempfile.TemporaryDirectory(prefix="atlas-zero-") as tmp:
         out = Path(tmp)
         if progress:
-            progress(0.02, f"starting {cfg.world_size} worker process(es)")
+            progress(0.02, N_(f"starting {cfg.world_size} worker process(es)"))
         procs = start_workers(cfg, out)
         try:
             wait_workers(procs, out, started + cfg.time_limit_s, progress, job)

@@ -199,3 +199,78 @@ def test_recorded_smollm2_runs_render_and_a_missing_key_is_fine(tmp_path, monkey
         assert list(table["recompute cost"]) == ["—", "+30%"]
     finally:
         cache.recorded.clear()
+
+
+# ---------------------------------------------------------------- in Chinese
+def test_page_in_chinese_buttons_and_tabs():
+    """?lang=zh: the calculator, a bad setting, the activation measurement, the ZeRO workers, the
+    FP8 analysis and SmolLM2's KV cache, fine-tuning and FP8 runs (small settings) read in Chinese,
+    and nothing the page asks the catalog for is missing (core's labels, terms and notes included)."""
+    from app import i18n
+
+    before = set(i18n.MISSING)
+    at = open_page(PAGE, lang="zh")
+    assert_clean(at)
+    assert "训练显存" in [t.value for t in at.title]
+    assert "每块 GPU" in [m.label for m in at.metric]
+    breakdown = next(df.value for df in at.dataframe if "计算方式" in df.value.columns)
+    assert "梯度" in set(breakdown["部分"]) and "GPU 上的总量" in set(breakdown["部分"])
+    at.selectbox(key="tm_preset").set_value("deepseek-v3").run()      # MoE + MLA: core's notes
+    at.selectbox(key="tm_recipe").set_value("fp8-deepseek").run()
+    assert_clean(at)
+    assert any("混合专家" in c for c in texts(at.caption))
+    at.number_input(key="tm_tp").set_value(3).run()                  # 128 heads: not divisible
+    assert_clean(at)
+    assert any("张量并行度 3 必须能整除" in e for e in errors(at))
+    assert "请修正上面的设置" in " ".join(i.value for i in at.info)
+    at.number_input(key="tm_tp").set_value(1).run()
+    at.radio(key="tm_ck_view").set_value("sqrt").run()
+    assert_clean(at)
+    # Measure it: a tiny transformer, then two ranks on gloo for one step
+    for key, value in (("tm_m_hidden", 32), ("tm_m_heads", 2), ("tm_m_layers", 2), ("tm_m_seq", 16)):
+        at.number_input(key=key).set_value(value)
+    at.selectbox(key="tm_m_dtype").set_value("float32")
+    at.button(key="tm_m_run").click().run()
+    assert_clean(at)
+    assert "实测：为反向传播保存" in [m.label for m in at.metric]
+    assert any("本次运行是 fp32" in m for m in texts(at.markdown))   # core's explanation lines
+    at.number_input(key="tm_z_hidden").set_value(32)
+    at.number_input(key="tm_z_steps").set_value(1)
+    at.multiselect(key="tm_z_strategies").set_value(["ddp", "zero3"])
+    at.button(key="tm_z_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    zero_table = next(df.value for df in at.dataframe if "预测 MiB" in df.value.columns)
+    assert "FSDP，前向后重新切分（ZeRO-3）" in set(zero_table["策略"])
+    # FP8: every source
+    at.selectbox(key="tm_f_source").set_value("weight").run()
+    at.radio(key="tm_f_fmt").set_value("e5m2").run()
+    assert_clean(at)
+    scaling = next(df.value for df in at.dataframe if "缩放方式" in df.value.columns)
+    assert "按张量" in set(scaling["缩放方式"])
+    at.selectbox(key="tm_f_source").set_value("minilm").run()
+    assert_clean(at)
+    assert not errors(at)
+    # SmolLM2: KV cache, fine-tuning and FP8 perplexity, small
+    at.number_input(key="tm_kv_tokens").set_value(16)
+    at.button(key="tm_kv_run").click().run()
+    assert_clean(at)
+    assert any(m.label == "实测：16 个词元之后的缓存张量" for m in at.metric)
+    at.number_input(key="tm_l_seq").set_value(8)
+    at.number_input(key="tm_l_steps").set_value(3)
+    at.button(key="tm_l_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    assert {"保存量（全部保存）", "保存量（检查点）", "重计算开销"} <= {m.label for m in at.metric}
+    terms = next(df.value for df in at.dataframe if "项" in df.value.columns and "位置" in df.value.columns)
+    assert terms["位置"].str.contains("30 个块各一份").any()
+    assert "RMSNorm 1 输入" in set(terms["项"])
+    at.multiselect(key="tm_l8_recipes").set_value(["file", "e4m3-block"])
+    at.number_input(key="tm_l8_tokens").set_value(64)
+    at.button(key="tm_l8_run").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    fp8_table = next(df.value for df in at.dataframe if "量化的张量数" in df.value.columns)
+    assert list(fp8_table["方案"]) == ["文件中的权重（Q4_1 / Q8_0，已反量化）",
+                                      "E4M3，128×128 权重块 + 1×128 激活分块（DeepSeek-V3）"]
+    assert sorted(m for lang, m in i18n.MISSING - before if lang == "zh") == []
