@@ -6,13 +6,15 @@ Cached wrappers only (see app/cache/__init__.py for the rules). Keys derive from
 themselves (``hash_funcs``): a Space hashes as its content fingerprint
 (core.models.embeddings.space_fingerprint) and a TrainingCorpus as its key (made from its
 text and cut), so a cached result can never belong to another space or corpus. Heavy work
-(MiniLM encoding, t-SNE/UMAP, the trainings) runs inside core's heavy jobs.
+(MiniLM encoding, t-SNE/UMAP, the trainings) runs inside core's heavy jobs. No spinner texts
+here (a decorator's text is fixed at import, in no language): the page shows its own.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.i18n import N_
 from core.data import corpus as corpora
 from core.models import embeddings, word2vec
 
@@ -21,13 +23,13 @@ BY_CONTENT = {embeddings.Space: lambda space: space.fingerprint,                
 
 
 # ---------------------------------------------------------------- spaces
-@st.cache_resource(show_spinner="Reading MiniLM's token embedding table…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def static_space(device: str, whole_words_only: bool):
     """MiniLM's static WordPiece table as a space (shared, read-only)."""
     return embeddings.minilm_static_space(device, whole_words_only)
 
 
-@st.cache_resource(show_spinner="Reading SmolLM2's input embedding table…", max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def smollm2_space(device: str, whole_words_only: bool):
     """SmolLM2's 49,152 x 576 input (= output) embedding table as a space (shared, read-only)."""
     return embeddings.smollm2_static_space(device, whole_words_only)
@@ -37,14 +39,14 @@ def smollm2_space(device: str, whole_words_only: bool):
 def word_space(words: tuple, device: str, _progress=None, _on_wait=None):
     """The words of a slice, each encoded alone by MiniLM (contextual space)."""
     return embeddings.minilm_text_space(
-        "minilm-words", "MiniLM contextual (each word encoded alone)", words, device, _progress, _on_wait)
+        "minilm-words", N_("MiniLM contextual (each word encoded alone)"), words, device, _progress, _on_wait)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def sentence_space(n: int, device: str, _progress=None, _on_wait=None):
     """``n`` Wikipedia sentences encoded by MiniLM (candidates for sentence queries)."""
     return embeddings.minilm_text_space(
-        "minilm-sentences", "MiniLM sentence embeddings (Wikipedia sentences)",
+        "minilm-sentences", N_("MiniLM sentence embeddings (Wikipedia sentences)"),
         embeddings.wiki_sentences(n), device, _progress, _on_wait)
 
 
@@ -67,6 +69,18 @@ def parse_word_list(text: str):
 @st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
 def parse_sentences(text: str):
     return embeddings.parse_sentences(text)
+
+
+@st.cache_data(show_spinner=False, max_entries=128, ttl=3600)
+def wordpieces(text: str) -> tuple:
+    """How MiniLM's WordPiece tokenizer splits ``text`` ([UNK] for a character it has no token for)."""
+    return embeddings.wordpieces(text)
+
+
+@st.cache_data(show_spinner=False, max_entries=128, ttl=3600)
+def bpe_pieces(text: str) -> tuple:
+    """SmolLM2's BPE pieces of ``text`` as the page shows them (␣ for a leading space)."""
+    return embeddings.bpe_pieces(text)[1]
 
 
 # ---------------------------------------------------------------- views of a space
@@ -121,12 +135,12 @@ def sentence_matrices(sentences: tuple, device: str, static=None, _on_wait=None)
 
 
 # ---------------------------------------------------------------- word2vec and gensim
-@st.cache_resource(show_spinner="Preparing the Wikipedia sample…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def wiki_corpus(max_words: int):
     return word2vec.wiki_corpus(max_words)
 
 
-@st.cache_resource(show_spinner="Reading the file…", max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def upload_corpus(data: bytes, max_words: int, name: str):
     return word2vec.upload_corpus(data, max_words, name)
 
@@ -136,7 +150,7 @@ def trained_word2vec(config, corpus, device: str, watch: tuple, _progress=None, 
     """word2vec trained on ``corpus``: (Word2VecResult, its space)."""
     result = word2vec.train(corpus.sentences, config, device, watch=watch, progress=_progress,
                             on_wait=_on_wait)
-    return result, embeddings.word_vectors_space("word2vec", "word2vec (trained here)",
+    return result, embeddings.word_vectors_space("word2vec", N_("word2vec (trained here)"),
                                                  result.vocab.words, result.vectors, device)
 
 
@@ -144,7 +158,7 @@ def trained_word2vec(config, corpus, device: str, watch: tuple, _progress=None, 
 def trained_gensim(config, corpus, device: str, workers: int, _progress=None):
     """gensim's Word2Vec on the same corpus and hyper-parameters: (GensimResult, its space)."""
     result = word2vec.train_gensim(corpus.sentences, config, workers, _progress)
-    return result, embeddings.word_vectors_space("gensim", "gensim Word2Vec (reference)",
+    return result, embeddings.word_vectors_space("gensim", N_("gensim Word2Vec (reference)"),
                                                  result.words, result.vectors, device)
 
 

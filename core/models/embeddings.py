@@ -62,6 +62,7 @@ from core.data import corpus
 from core.data.gguf_file import embedding_table, shipped_path
 from core.data.minilm import encode_sentences, load_tokenizer, model_path
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import (
     ValidationError,
     check_choice,
@@ -164,7 +165,8 @@ def minilm_static_space(device: str = "cpu", whole_words_only: bool = True) -> S
     """The static table as a space; neighbours among whole-word tokens (or all but specials)."""
     tokens = wordpiece_vocab()
     ok = [is_whole_word(t) if whole_words_only else not SPECIAL_RE.match(t) for t in tokens]
-    label = "MiniLM input table (static WordPiece" + (", whole words)" if whole_words_only else ")")
+    label = (N_("MiniLM input table (static WordPiece, whole words)") if whole_words_only
+             else N_("MiniLM input table (static WordPiece)"))
     return make_space("minilm-static", label, "wordpiece", tokens, static_table(device),
                       torch.tensor(ok, dtype=torch.bool))
 
@@ -184,7 +186,8 @@ def smollm2_static_space(device: str = "cpu", whole_words_only: bool = True) -> 
     labels = tuple(bpe_label(tokenizers.decode("smollm2", [i])) for i in range(table.shape[0]))
     special = set(tokenizers.special_tokens("smollm2").values())
     ok = [bool(BPE_WORD_RE.match(t)) if whole_words_only else i not in special for i, t in enumerate(labels)]
-    label = "SmolLM2 input table (static BPE" + (", whole words)" if whole_words_only else ")")
+    label = (N_("SmolLM2 input table (static BPE, whole words)") if whole_words_only
+             else N_("SmolLM2 input table (static BPE)"))
     return make_space("smollm2-static", label, "bpe", labels, table.to(torch.device(device)),
                       torch.tensor(ok, dtype=torch.bool))
 
@@ -203,7 +206,7 @@ def encode_texts(texts: Sequence[str], device: str = "cpu", progress: Progress |
         out.append(encode_sentences(list(texts[start:start + chunk]), device, batch_size=64))
         if progress:
             done = min(start + chunk, len(texts))
-            progress(done / len(texts), f"Encoding {done:,}/{len(texts):,} with MiniLM")
+            progress(done / len(texts), N_(f"Encoding {done:,}/{len(texts):,} with MiniLM"))
     return torch.cat(out)
 
 
@@ -287,7 +290,7 @@ def query_vector(space: Space, query: Query, piece: str | None = None) -> QueryV
         vec = space.encoder([query.text])[0]                                   # (D,)
         row = space.index.get(query.text)
         return QueryVector(F.normalize(vec.to(space.unit.device).float(), dim=0),
-                           "the text through the whole model (mean-pooled, normalised)", row)
+                           N_("the text through the whole model (mean-pooled, normalised)"), row)
     if space.kind == "wordpiece":
         return _static_query(space, query, piece)
     if space.kind == "bpe":
@@ -298,34 +301,34 @@ def query_vector(space: Space, query: Query, piece: str | None = None) -> QueryV
 def _bpe_query(space: Space, query: Query, piece: str | None) -> QueryVector:
     ids, pieces = bpe_pieces(query.cased or query.text)
     if len(ids) == 1:
-        return QueryVector(space.unit[ids[0]], f"the token '{pieces[0]}'", ids[0], pieces)
+        return QueryVector(space.unit[ids[0]], N_(f"the token '{pieces[0]}'"), ids[0], pieces)
     if piece is not None:
         if piece not in pieces:
             raise ValidationError(f"{piece!r} is not one of the pieces {' · '.join(pieces)}.")
         row = ids[pieces.index(piece)]
-        return QueryVector(space.unit[row], f"the piece '{piece}' alone", row, pieces)
+        return QueryVector(space.unit[row], N_(f"the piece '{piece}' alone"), row, pieces)
     mean = F.normalize(space.unit[torch.tensor(ids, device=space.unit.device)].mean(0), dim=0)   # (D,)
-    what = "sentence" if query.is_sentence else "word"
-    return QueryVector(mean, f"mean of the {len(ids)} BPE pieces of the {what} "
-                       f"({' · '.join(pieces[:12])}{' …' if len(pieces) > 12 else ''})", None, pieces)
+    what = N_("sentence") if query.is_sentence else N_("word")
+    shown = " · ".join(pieces[:12]) + (" …" if len(pieces) > 12 else "")
+    return QueryVector(mean, N_(f"mean of the {len(ids)} BPE pieces of the {what} ({shown})"), None, pieces)
 
 
 def _static_query(space: Space, query: Query, piece: str | None) -> QueryVector:
     pieces = wordpieces(query.text)
     ids = [space.index[p] for p in pieces if p in space.index and not SPECIAL_RE.match(p)]
     if not ids:
-        return QueryVector(None, "no known WordPiece token", pieces=pieces, missing=query.words)
+        return QueryVector(None, N_("no known WordPiece token"), pieces=pieces, missing=query.words)
     if len(pieces) == 1:
-        return QueryVector(space.unit[ids[0]], f"the token '{pieces[0]}'", ids[0], pieces)
+        return QueryVector(space.unit[ids[0]], N_(f"the token '{pieces[0]}'"), ids[0], pieces)
     if piece is not None:
         if piece not in pieces:
             raise ValidationError(f"{piece!r} is not one of the pieces {' · '.join(pieces)}.")
         row = space.index[piece]
-        return QueryVector(space.unit[row], f"the piece '{piece}' alone", row, pieces)
+        return QueryVector(space.unit[row], N_(f"the piece '{piece}' alone"), row, pieces)
     mean = F.normalize(space.unit[ids].mean(0), dim=0)                         # (D,)
-    what = "sentence" if query.is_sentence else "word"
-    return QueryVector(mean, f"mean of the {len(ids)} WordPiece pieces of the {what} "
-                       f"({' · '.join(pieces[:12])}{' …' if len(pieces) > 12 else ''})",
+    what = N_("sentence") if query.is_sentence else N_("word")
+    shown = " · ".join(pieces[:12]) + (" …" if len(pieces) > 12 else "")
+    return QueryVector(mean, N_(f"mean of the {len(ids)} WordPiece pieces of the {what} ({shown})"),
                        None, pieces)
 
 
@@ -334,13 +337,13 @@ def _word_query(space: Space, query: Query) -> QueryVector:
     missing = tuple(dict.fromkeys(w for w in query.words if w not in space.index))
     if not known:
         hints = suggest(space, query.words[0]) if len(query.words) == 1 else ()
-        return QueryVector(None, "not in the vocabulary", missing=missing, suggestions=hints)
+        return QueryVector(None, N_("not in the vocabulary"), missing=missing, suggestions=hints)
     if len(query.words) == 1:
         row = space.index[known[0]]
-        return QueryVector(space.unit[row], f"the word '{known[0]}'", row)
+        return QueryVector(space.unit[row], N_(f"the word '{known[0]}'"), row)
     rows = torch.tensor([space.index[w] for w in known], device=space.unit.device)
     mean = F.normalize(space.unit[rows].mean(0), dim=0)                        # (D,)
-    return QueryVector(mean, f"mean of {len(known)} word vectors (a bag of words)", None,
+    return QueryVector(mean, N_(f"mean of {len(known)} word vectors (a bag of words)"), None,
                        missing=missing)
 
 
@@ -575,12 +578,12 @@ def project(vectors: torch.Tensor, config: ProjectionConfig, progress: Progress 
 
     with heavy_job(f"{config.method} projection", "cpu", time_limit_s=TIME_LIMIT_S, on_wait=on_wait):
         if progress:
-            progress(0.05, f"Running {config.method.upper()} on {n:,} points…")
+            progress(0.05, N_(f"Running {config.method.upper()} on {n:,} points…"))
         x = vectors.float().cpu().numpy()
         with threadpool_limits(PROJECTION_THREADS):
             coords, note = (_tsne(x, config) if config.method == "tsne" else _umap(x, config))
     if progress:
-        progress(1.0, f"{config.method.upper()} done")
+        progress(1.0, N_(f"{config.method.upper()} done"))
     return Projection(coords.astype(np.float32), config.method, None,
                       time.perf_counter() - started, note)
 
@@ -640,7 +643,8 @@ def projection_points(space: Space, words: Sequence[str], query: Query | None = 
         else:
             vectors = np.vstack([vectors, qv.vector.float().cpu().numpy()[None]])    # (N + 1, D)
             text = query.cased if space.kind == "bpe" and query.cased else query.text
-            labels.append(f"{text if len(text) <= 40 else text[:39] + '…'} (query)")
+            shown = text if len(text) <= 40 else text[:39] + "…"
+            labels.append(N_(f"{shown} (query)"))
             roles.append("query")
     return ProjectionPoints(np.asarray(vectors, dtype=np.float32), tuple(labels), tuple(roles), sl.missing)
 
@@ -663,7 +667,7 @@ def _tsne(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, str]:
     from sklearn.manifold import TSNE  # start-up cost: scikit-learn takes ~1.2 s to import
 
     perplexity = min(config.perplexity, max(2.0, (len(x) - 1) / 3))
-    note = (f"perplexity lowered to {perplexity:.1f} for {len(x)} points"
+    note = (N_(f"perplexity lowered to {perplexity:.1f} for {len(x)} points")
             if perplexity < config.perplexity else "")
     model = TSNE(n_components=config.dims, perplexity=perplexity, metric="cosine", init="pca",
                  random_state=config.seed, max_iter=750)
@@ -674,7 +678,7 @@ def _umap(x: np.ndarray, config: ProjectionConfig) -> tuple[np.ndarray, str]:
     import umap  # start-up cost: umap takes ~4 s to import (numba)
 
     k = min(config.n_neighbors, len(x) - 1)
-    note = f"n_neighbors lowered to {k} for {len(x)} points" if k < config.n_neighbors else ""
+    note = N_(f"n_neighbors lowered to {k} for {len(x)} points") if k < config.n_neighbors else ""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")       # "n_jobs overridden by random_state": expected
         model = umap.UMAP(n_components=config.dims, n_neighbors=k, min_dist=config.min_dist,
@@ -723,7 +727,7 @@ def neighbour_graph(space: Space, qv: QueryVector, query_label: str, config: Gra
         second = nearest_rows(space, torch.tensor(ring1, device=space.unit.device), config.second)
         rows += [r for r in dict.fromkeys(second.flatten().tolist()) if r not in rows and r != qv.row]
     names = [space.items[r] for r in rows]
-    names = [f"{query_label} (query)" if query_label in names else query_label, *names]
+    names = [N_(f"{query_label} (query)") if query_label in names else query_label, *names]
     vecs = torch.cat([qv.vector[None].to(space.unit.device), space.unit[rows]])    # (N, D)
     sims = (vecs @ vecs.T).cpu().double()                                     # (N, N)
     sims.fill_diagonal_(-math.inf)

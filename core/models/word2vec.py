@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from core.data import corpus
 from core.runtime.device import cpu_threads, oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_float, check_int
 from core.train.schedule import linear_decay
 
@@ -317,7 +318,7 @@ def train(sentences: Sequence[Sequence[str]], config: Word2VecConfig, device: st
         seconds = time.perf_counter() - started
         state.snapshot(1.0)
     if progress:
-        progress(1.0, f"Done: {len(ids) * config.epochs:,} words in {seconds:.1f} s")
+        progress(1.0, N_(f"Done: {len(ids) * config.epochs:,} words in {seconds:.1f} s"))
     return Word2VecResult(
         config=config, vocab=vocab, vectors=state.w_in.float().cpu(), loss_curve=state.curve,
         snapshots=state.snapshots, watched=watched, corpus_words=vocab.total_words,
@@ -467,7 +468,7 @@ def _report(state: _TrainState, epoch: int, steps: int, workers: int, job,
             job.check()
             if progress:
                 progress(position / cfg.epochs,
-                         f"Epoch {epoch + 1}/{cfg.epochs} · loss {state.curve[-1][1]:.3f}")
+                         N_(f"Epoch {epoch + 1}/{cfg.epochs} · loss {state.curve[-1][1]:.3f}"))
         if seen % snap_every == 0 and position < cfg.epochs:
             state.snapshot(position / cfg.epochs)
 
@@ -490,7 +491,7 @@ def wiki_corpus(max_words: int) -> TrainingCorpus:
     """The first ``max_words`` words of gensim's Wikipedia sample (core.data.corpus)."""
     max_words = check_int("Corpus size", max_words, MIN_CORPUS_WORDS, MAX_CORPUS_WORDS)
     rows, truncated = check_corpus(corpus.sentences(corpus.wiki_text()))
-    return _cut_corpus(rows, max_words, truncated, f"wiki:{max_words}", "Wikipedia sample (gensim)")
+    return _cut_corpus(rows, max_words, truncated, f"wiki:{max_words}", N_("Wikipedia sample (gensim)"))
 
 
 def upload_corpus(data: bytes, max_words: int, name: str = "upload") -> TrainingCorpus:
@@ -499,7 +500,7 @@ def upload_corpus(data: bytes, max_words: int, name: str = "upload") -> Training
     checked = corpus.upload_text(data, max_bytes=MAX_UPLOAD_BYTES)
     rows, truncated = check_corpus(corpus.sentences(checked.text))
     digest = hashlib.sha256(checked.text.encode("utf-8")).hexdigest()[:16]
-    label = f"uploaded file {str(name)[:60]!r}"
+    label = N_(f"uploaded file {str(name)[:60]!r}")
     return _cut_corpus(rows, max_words, truncated or checked.truncated, f"upload:{digest}:{max_words}", label)
 
 
@@ -559,7 +560,7 @@ def train_gensim(sentences: Sequence[Sequence[str]], config: Word2VecConfig, wor
         def on_epoch_end(self, model) -> None:
             self.epoch += 1
             if progress:
-                progress(self.epoch / config.epochs, f"gensim epoch {self.epoch}/{config.epochs}")
+                progress(self.epoch / config.epochs, N_(f"gensim epoch {self.epoch}/{config.epochs}"))
 
     model = Word2Vec(vector_size=config.dim, window=config.window, negative=config.negative,
                      sample=config.sample, min_count=1, sg=1, hs=0, alpha=config.alpha,
