@@ -173,8 +173,21 @@ def fill(translation: str, names: tuple[str, ...], values: tuple[str, ...], lang
         out.append(literal)
         if field is not None:
             value = by_name.get(field, "{" + field + "}")
-            out.append(translate(value, lang) if value in _catalog_keys(lang) else value)
+            out.append(_known(value, lang))
     return "".join(out)
+
+
+def _known(value: str, lang: str) -> str:
+    """A filled-in value in ``lang`` when it is catalogued text (a setting's name, or a whole message
+    nested in another, "... : {err} ..."); anything else (numbers, user text) as it is."""
+    if value in _catalog_keys(lang):
+        return translate(value, lang)
+    if " " in value:
+        for pattern, translation, names in _templates(lang):
+            m = pattern.fullmatch(value)
+            if m:
+                return fill(translation, names, tuple(m.group(f"f{i}") for i in range(len(names))), lang)
+    return value
 
 
 @functools.cache

@@ -179,13 +179,29 @@ def plot_pair(left: go.Figure, right: go.Figure, keys: tuple[str, str]) -> None:
         plot(right, key=keys[1])
 
 
+# ---------------------------------------------------------------- run buttons
+def last_run(pressed: bool, key: str, settings, *, idle: str | None = None, changed: str | None = None):
+    """The settings a run button last ran (None before the first press): a press stores ``settings``
+    under ``key``; before any press ``idle`` is shown under it, and ``changed`` (or a default) when the
+    widgets have moved since, so the last result stays on screen until the next press."""
+    if pressed:
+        st.session_state[key] = settings
+    ran = st.session_state.get(key)
+    if ran is None:
+        if idle:
+            st.caption(idle)
+    elif ran != settings:
+        st.caption(changed or t("Settings changed: press the button to measure them. Showing the last run."))
+    return ran
+
+
 # ---------------------------------------------------------------- progress
 def progress_callback(bar) -> Callable[[float, str], None]:
     """Adapter from core's ``progress(fraction, message)`` to an st.progress bar."""
 
     def update(fraction: float, message: str = "") -> None:
         with _not_replayed():
-            bar.progress(min(max(float(fraction), 0.0), 1.0), text=message or None)
+            bar.progress(min(max(float(fraction), 0.0), 1.0), text=tr(message) if message else None)
 
     return update
 
@@ -353,10 +369,13 @@ def graph_points(graph, fields: tuple[str, ...] = ()) -> tuple[list[tuple], list
     return nodes, edges
 
 
-def token_label(text: str, max_len: int | None = None) -> str:
-    """A token as a chart label: whitespace made visible ("∅" if empty), cut to ``max_len``, and
-    HTML-escaped (plotly reads <b>, <br> in labels and hover text)."""
+def visible_token(text: str, max_len: int | None = None) -> str:
+    """A token as plain text: whitespace made visible ("∅" if empty), cut to ``max_len``."""
     shown = visible_whitespace(text) or "∅"
-    if max_len is not None and len(shown) > max_len:
-        shown = shown[: max_len - 1] + "…"
-    return html.escape(shown, quote=False)
+    return shown if max_len is None or len(shown) <= max_len else shown[: max_len - 1] + "…"
+
+
+def token_label(text: str, max_len: int | None = None) -> str:
+    """A token as a chart label: :func:`visible_token`, HTML-escaped (plotly reads <b>, <br> in
+    labels and hover text)."""
+    return html.escape(visible_token(text, max_len), quote=False)

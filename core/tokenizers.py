@@ -555,6 +555,11 @@ def _cjk_regex():
     return _CJK_RE
 
 
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` holds Han, kana or Hangul (scripts written without spaces between words)."""
+    return _cjk_regex().search(text) is not None
+
+
 @dataclass(frozen=True)
 class TextReport:
     chars: int                                     # Unicode code points

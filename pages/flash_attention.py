@@ -417,14 +417,11 @@ def bench_controls() -> attention_bench.BenchConfig:
 
 def timing_section() -> None:
     cfg = bench_controls()
-    if st.button(t("Run benchmark"), key="fa_run", type="primary"):
-        st.session_state["fa_bench_cfg"] = cfg
-    ran = st.session_state.get("fa_bench_cfg")
+    ran = ui.last_run(st.button(t("Run benchmark"), key="fa_run", type="primary"), "fa_bench_cfg", cfg,
+                      changed=t("Settings changed: press **Run benchmark** to measure them. Showing the last run."))
     if ran is None:
         show_recorded_here()
         return
-    if ran != cfg:
-        st.caption(t("Settings changed: press **Run benchmark** to measure them. Showing the last run."))
     rows = ui.run_with_progress(attention_cache.benchmark, ran, device)
     df = pd.DataFrame([dataclasses.asdict(r) for r in rows])
     title = t("{device}, {dtype}, batch {batch}, heads {heads}, head_dim {head_dim}", device=info.name,
@@ -621,15 +618,12 @@ def llm_section() -> None:
     llm_intro()
     text = st.text_area(t("Prompt (plain text, no chat template)"), LLM_PROMPT, max_chars=LLM_MAX_CHARS,
                         key="fa_llm_text", height=80)
-    if st.button(t("Run SmolLM2 with each backend"), key="fa_llm_run", type="primary"):
-        st.session_state["fa_llm_ran"] = text
-    ran = st.session_state.get("fa_llm_ran")
-    if ran is None:
-        st.caption(t("Press the button to load the model (a few seconds the first time) and run the prompt "
-                     "four times."))
-    else:
-        if ran != text:
-            st.caption(t("The prompt changed: press the button to run it. Showing the last run."))
+    ran = ui.last_run(st.button(t("Run SmolLM2 with each backend"), key="fa_llm_run", type="primary"),
+                      "fa_llm_ran", text,
+                      idle=t("Press the button to load the model (a few seconds the first time) and run the "
+                             "prompt four times."),
+                      changed=t("The prompt changed: press the button to run it. Showing the last run."))
+    if ran is not None:
         with ui.guard():
             llm_backend_results(ran)
     with ui.guard():

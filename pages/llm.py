@@ -12,7 +12,6 @@ place, 国(1/2), where the text around it is known, and as its bytes, ⟨e5 9b�
 from __future__ import annotations
 
 import contextlib
-import html
 import time
 
 import numpy as np
@@ -28,6 +27,7 @@ from core import llm as core_llm
 from core.nn import SamplingConfig
 from core.nn.sampling import check_sampling
 from core.runtime.validation import ResourceError, ValidationError, check_int
+from core.views.tokens import byte_text, is_piece
 
 TITLE = N_("Inside a real LLM")
 EXAMPLES = {   # label -> (chat?, system, text)
@@ -59,43 +59,6 @@ device = cache.device_name()
 
 
 # ============================================================== formatting helpers
-def visible(text: str, max_len: int | None = None) -> str:
-    """A token as plain text with its whitespace made visible (and cut to ``max_len``)."""
-    shown = ui.visible_whitespace(text) or "∅"
-    return shown if max_len is None or len(shown) <= max_len else shown[: max_len - 1] + "…"
-
-
-def label(text: str, max_len: int | None = None) -> str:
-    """A token for a plotly chart: visible whitespace, escaped (plotly reads <b>, <br> in labels)."""
-    return html.escape(visible(text, max_len), quote=False)
-
-
-def byte_text(data: bytes) -> str:
-    """A token's bytes as text: whole characters as they are, the bytes of a character cut
-    across tokens as ⟨e5 9b⟩ (U+FFFD would make every such piece look the same)."""
-    out, cut = [], b""
-    while data:
-        try:
-            good, bad, data = data.decode("utf-8"), b"", b""
-        except UnicodeDecodeError as exc:
-            good, bad, data = data[: exc.start].decode("utf-8"), data[exc.start: exc.end], data[exc.end:]
-        if good and cut:
-            out.append(f"⟨{cut.hex(' ')}⟩")
-            cut = b""
-        out.append(good)
-        cut += bad
-    return "".join(out) + (f"⟨{cut.hex(' ')}⟩" if cut else "")
-
-
-def is_piece(data: bytes) -> bool:
-    """Whether a token's bytes are not whole UTF-8 characters."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
 def token_strings(ids) -> list[str]:
     """Each token on its own (a predicted token, a table row): byte_text of its bytes."""
     return [byte_text(lm.id_bytes[int(i)]) for i in ids]
@@ -123,7 +86,7 @@ def context_strings(ids) -> list[str]:
 
 def position_labels(texts: list[str], max_len: int | None = None) -> list[str]:
     """Unique axis labels "12 ␣Paris" (plotly merges equal category names)."""
-    return [f"{i} {label(s, max_len)}" for i, s in enumerate(texts)]
+    return [f"{i} {ui.token_label(s, max_len)}" for i, s in enumerate(texts)]
 
 
 def prob_colour(p: float) -> str:
@@ -295,11 +258,11 @@ def pieces_note(ids) -> None:
 
 
 def distribution_chart(choice, texts: list[str]) -> None:
-    names = [f"{k + 1}. {label(s)}" if cut is None else
-             f'<span style="color:#868e96">{k + 1}. {label(s)} ✂ {tr(cut)}</span>'
+    names = [f"{k + 1}. {ui.token_label(s)}" if cut is None else
+             f'<span style="color:#868e96">{k + 1}. {ui.token_label(s)} ✂ {tr(cut)}</span>'
              for k, (s, cut) in enumerate(zip(texts, choice.cut_by, strict=True))]
     kept = t("kept")
-    custom = [[label(s), i, tr(c) if c else kept] for s, i, c in zip(texts, choice.ids, choice.cut_by, strict=True)]
+    custom = [[ui.token_label(s), i, tr(c) if c else kept] for s, i, c in zip(texts, choice.ids, choice.cut_by, strict=True)]
     fig = go.Figure()
     fig.add_bar(y=names, x=choice.model_probs, orientation="h", name=t("the model (temperature 1)"),
                 marker_color=MODEL_COLOUR, customdata=custom,
@@ -320,7 +283,7 @@ def sample_summary(choice) -> None:
     m[0].metric(t("Tokens left to sample from"), f"{choice.kept:,}", help=t("of {n:,}", n=lm.config.vocab_size))
     m[1].metric(t("Their probability before renormalising"), ui.fmt_pct(choice.kept_mass))
     m[2].metric(t("Entropy after the filters"), t("{bits:.2f} bits", bits=choice.entropy_bits))
-    m[3].metric(t("Drawn with seed {seed}", seed=sampling.seed), visible(sampled, 24),
+    m[3].metric(t("Drawn with seed {seed}", seed=sampling.seed), ui.visible_token(sampled, 24),
                 help=t("id {id}, p = {p:.4f} after the filters", id=choice.sampled, p=choice.sampled_prob))
     if sampling.temperature == 0:
         st.caption(t("Temperature divides the logits before the softmax; top-k keeps the k most likely tokens; "
@@ -437,7 +400,7 @@ def show_generation(result: dict) -> None:
 def step_figure(steps, texts: list[str]) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = [s.index for s in steps]
-    text = [label(s) for s in texts]
+    text = [ui.token_label(s) for s in texts]
     fig.add_scatter(x=x, y=[1000 * s.seconds for s in steps], name=t("time of the step (ms)"), mode="lines+markers",
                     text=text, hovertemplate=t("token %{x} %{text}: %{y:.1f} ms<extra></extra>"))
     fig.add_scatter(x=x, y=[s.prob for s in steps], name=t("probability of the token"), mode="markers",
@@ -567,7 +530,7 @@ def lens_tab() -> None:
                  "RMSNorm and the unembedding, as if the model stopped there (the logit lens). Each cell: the top "
                  "token and its probability (colour); hover for the top 5. Read a column upwards to watch the "
                  "prediction for the next position form."))
-    final = label(token_strings((grid["final_id"],))[0])
+    final = ui.token_label(token_strings((grid["final_id"],))[0])
     st.markdown(t("#### When does the final prediction “{token}” appear?", token=final))
     ui.plot_pair(final_figure(grid, "rank"), final_figure(grid, "prob"), keys=("llm_lens_rank", "llm_lens_prob"))
     effects_table(ids, names)
@@ -577,9 +540,9 @@ def lens_figure(grid: dict, names: list[str], lo: int, hi: int) -> go.Figure:
     top_ids, top_p = grid["top_ids"][:, lo:hi], grid["top_probs"][:, lo:hi]            # (L+1, W, k)
     seen = sorted({int(i) for i in top_ids.ravel()})
     words = dict(zip(seen, token_strings(seen), strict=True))
-    hover = [["<br>".join(f"{label(words[int(i)])} {p:.3f}" for i, p in zip(top_ids[r, c], top_p[r, c], strict=True))
+    hover = [["<br>".join(f"{ui.token_label(words[int(i)])} {p:.3f}" for i, p in zip(top_ids[r, c], top_p[r, c], strict=True))
               for c in range(top_ids.shape[1])] for r in range(top_ids.shape[0])]
-    cells = [[label(words[int(i)], 8) for i in row] for row in top_ids[..., 0]]
+    cells = [[ui.token_label(words[int(i)], 8) for i in row] for row in top_ids[..., 0]]
     rows = [t("embedding")] + [t("block {k}", k=k) for k in range(1, top_ids.shape[0])]
     fig = go.Figure(go.Heatmap(z=top_p[..., 0], x=names[lo:hi], y=rows, text=cells, customdata=hover,
                                texttemplate="%{text}" if hi - lo <= 32 else None, textfont={"size": 9},
@@ -609,7 +572,7 @@ def effects_table(ids: tuple[int, ...], names: list[str]) -> None:
     pos = st.selectbox(t("Position"), range(len(ids)), index=len(ids) - 1, key="llm_lens_pos",
                        format_func=lambda i: names[i])
     effects = llm_cache.lens_effects(device, ids, int(pos), 5)
-    fmt = lambda items: "  ".join(f"{visible(token_strings((i,))[0])} {d:+.2f}" for _, i, d in items)   # noqa: E731
+    fmt = lambda items: "  ".join(f"{ui.visible_token(token_strings((i,))[0])} {d:+.2f}" for _, i, d in items)   # noqa: E731
     st.dataframe(pd.DataFrame([{t("block"): e["layer"] + 1, t("promoted most (Δ log p)"): fmt(e["promoted"]),
                                 t("suppressed most (Δ log p)"): fmt(e["suppressed"])} for e in effects]),
                  hide_index=True, width="stretch", height=420)

@@ -120,17 +120,16 @@ def kv_measured_section() -> None:
     cap = PRESETS["smollm2-135m"].max_seq if cache.device_info().kind == "cuda" else llm_runs.MAX_KV_TOKENS
     lengths = c1.multiselect(t("Tokens T to prefill (each is a real forward pass)"),
                              [n for n in KV_TOKENS if n <= cap], default=KV_DEFAULT, key="mla_kv_tokens")
-    if c2.button(t("Measure the cache"), key="mla_kv_run", type="primary"):
-        st.session_state["mla_kv_ran"] = tuple(sorted(lengths))
-    ran = st.session_state.get("mla_kv_ran")
+    ran = ui.last_run(c2.button(t("Measure the cache"), key="mla_kv_run", type="primary"), "mla_kv_ran",
+                      tuple(sorted(lengths)),
+                      idle=t("Press the button to load SmolLM2 (a few seconds the first time) and prefill each "
+                             "length."),
+                      changed=t("Lengths changed: press the button to measure them. Showing the last run."))
     if ran is None:
-        st.caption(t("Press the button to load SmolLM2 (a few seconds the first time) and prefill each length."))
         return
     if not ran:
         st.warning(t("Pick at least one length."), icon=":material/info:")
         return
-    if ran != tuple(sorted(lengths)):
-        st.caption(t("Lengths changed: press the button to measure them. Showing the last run."))
     runs = ui.map_with_progress(mla_cache.llm_kv_cache, ran, device,
                                 text=lambda n: t("Prefilling {n:,} tokens …", n=n))
     last = runs[-1]

@@ -539,11 +539,10 @@ def render_llm_kv() -> None:
     c = st.columns([1, 1, 2], vertical_alignment="bottom")
     cap = SMOLLM2.max_seq if ON_CUDA else llm_runs.MAX_KV_TOKENS
     tokens = c[0].number_input(t("Tokens T in the cache"), 1, cap, 256, step=128, key="tm_kv_tokens")
-    if c[1].button(t("Measure the KV cache"), key="tm_kv_run"):
-        st.session_state["tm_kv_ran"] = int(tokens)
-    ran = st.session_state.get("tm_kv_ran")
+    ran = ui.last_run(c[1].button(t("Measure the KV cache"), key="tm_kv_run"), "tm_kv_ran", int(tokens),
+                      idle=t("Press the button to load SmolLM2 (a few seconds the first time) and prefill T "
+                             "tokens."))
     if ran is None:
-        st.caption(t("Press the button to load SmolLM2 (a few seconds the first time) and prefill T tokens."))
         return
     with st.spinner(t("Prefilling {n:,} tokens …", n=ran)):
         m = training_memory_cache.llm_kv_cache(device, ran, _on_wait=ui.wait_callback(st.empty()))
@@ -590,15 +589,11 @@ def llm_finetune_widgets() -> llm_runs.FinetuneConfig:
 
 def render_llm_finetune() -> None:
     cfg = llm_finetune_widgets()
-    if st.button(t("Fine-tune SmolLM2 (stored, then checkpointed)"), key="tm_l_run", type="primary"):
-        st.session_state["tm_l_cfg"] = cfg
-    ran = st.session_state.get("tm_l_cfg")
-    if ran is None:
-        st.caption(t("Press the button to run the steps twice on a copy of the weights: once storing every "
-                     "activation, once with torch.utils.checkpoint around each of the 30 blocks."))
-    else:
-        if ran != cfg:
-            st.caption(t("Settings changed: press the button to measure them. Showing the last run."))
+    ran = ui.last_run(st.button(t("Fine-tune SmolLM2 (stored, then checkpointed)"), key="tm_l_run", type="primary"),
+                      "tm_l_cfg", cfg,
+                      idle=t("Press the button to run the steps twice on a copy of the weights: once storing "
+                             "every activation, once with torch.utils.checkpoint around each of the 30 blocks."))
+    if ran is not None:
         with ui.guard():
             full, ckpt = ui.run_with_progress(training_memory_cache.llm_finetune, device, ran)
             show_llm_finetune(ran, full, ckpt)
@@ -743,21 +738,17 @@ def render_llm_fp8() -> None:
     tokens = c[1].number_input(t("Held-out tokens"), 64, llm_runs.MAX_EVAL_TOKENS, 256, step=64, key="tm_l8_tokens",
                                help=t("More tokens: a steadier perplexity, a longer run (each recipe copies and "
                                       "quantizes the model, then reads the tokens in windows of 512)."))
-    if c[2].button(t("Measure perplexity"), key="tm_l8_run", type="primary"):
-        st.session_state["tm_l8_ran"] = (tuple(recipes), int(tokens))
-    ran = st.session_state.get("tm_l8_ran")
+    ran = ui.last_run(c[2].button(t("Measure perplexity"), key="tm_l8_run", type="primary"), "tm_l8_ran",
+                      (tuple(recipes), int(tokens)),
+                      idle=t("Press the button to quantize and evaluate: each recipe copies the model, quantizes "
+                             "its 210 weights and reads the tokens (a few seconds per recipe on 2 idle CPU cores; "
+                             "longer when other jobs share them)."))
     if ran is not None and not ran[0]:
         st.warning(t("Pick at least one recipe."), icon=":material/info:")
     elif ran is not None:
-        if ran != (tuple(recipes), int(tokens)):
-            st.caption(t("Settings changed: press the button to measure them. Showing the last run."))
         with ui.guard():
             rows = ui.run_with_progress(training_memory_cache.llm_fp8, device, *ran)
             show_llm_fp8(rows, ran[1])
-    else:
-        st.caption(t("Press the button to quantize and evaluate: each recipe copies the model, quantizes its 210 "
-                     "weights and reads the tokens (a few seconds per recipe on 2 idle CPU cores; longer when "
-                     "other jobs share them)."))
     with ui.guard():
         render_llm_recorded_fp8()
 

@@ -175,7 +175,7 @@ def prefill_timings(lm: PretrainedLM, seqs, backends=BACKENDS, *, repeats: int =
     with heavy_job("SmolLM2 prefill timings", str(lm.device), time_limit_s=TIME_LIMIT_S, on_wait=on_wait) as job:
         for i, (n, backend) in enumerate((n, b) for n in seqs for b in backends):
             if progress:
-                progress(i / total, f"{backend} at T={n:,}")
+                progress(i / total, N_(f"{backend} at T={n:,}"))
             job.check()
             limit = backend_limit(lm, backend)
             if limit is not None:
@@ -263,9 +263,10 @@ def finetune_memory(lm: PretrainedLM, cfg: FinetuneConfig = FinetuneConfig(), *,
 def _finetune_run(lm, cfg, data, checkpoint: bool, job, progress, index: int) -> FinetuneRun:
     def tell(frac, text):
         if progress:
-            progress((index + frac) / 2, f"{'checkpointed' if checkpoint else 'every activation stored'}: {text}")
+            progress((index + frac) / 2,
+                     N_(f"checkpointed: {text}") if checkpoint else N_(f"every activation stored: {text}"))
 
-    tell(0.0, "copying the weights")
+    tell(0.0, N_("copying the weights"))
     model = copy.deepcopy(lm.model).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     x, y = data[:, :-1], data[:, 1:]
@@ -285,13 +286,13 @@ def _finetune_run(lm, cfg, data, checkpoint: bool, job, progress, index: int) ->
 
     losses = [step(forward())]                           # allocates gradients and AdamW states
     job.check()
-    tell(0.3, "measured step")
+    tell(0.3, N_("measured step"))
     saved, peak, update_peak, loss = _tracked_step(lm, forward, lambda loss: loss.backward(), update, model)
     losses.append(loss)
     times = []
     for k in range(2, cfg.steps):
         job.check()
-        tell(0.3 + 0.7 * k / cfg.steps, f"step {k + 1} of {cfg.steps}")
+        tell(0.3 + 0.7 * k / cfg.steps, N_(f"step {k + 1} of {cfg.steps}"))
         start = time.perf_counter()
         losses.append(step(forward()))
         synchronize(lm.device)
@@ -441,7 +442,7 @@ def fp8_quality(lm: PretrainedLM, recipes=tuple(FP8_RECIPES), *, eval_tokens: in
             job.check()
             label, fmt, scheme, act = FP8_RECIPES[key]
             if progress:
-                progress(i / len(recipes), f"{label}")
+                progress(i / len(recipes), label)
             if fmt is None:
                 model, errors = lm.model, []
                 bpp = file_bits["bytes"] / file_bits["weights"] if file_bits else float(_elem(lm))

@@ -248,7 +248,7 @@ def parse_query(text) -> Query:
     cased = " ".join(checked.text.split())
     clean = cased.lower()
     words = tuple(clean.split(" "))
-    long = [w for w in words if len(w) > MAX_WORD_CHARS]
+    long = [w for w in words if len(w) > MAX_WORD_CHARS and not tokenizers.has_cjk(w)]   # CJK: no spaces
     if long:
         raise ValidationError(f"{long[0][:MAX_WORD_CHARS]}… is longer than {MAX_WORD_CHARS} "
                               "characters: is it really one word?")
@@ -328,8 +328,12 @@ def _static_query(space: Space, query: Query, piece: str | None) -> QueryVector:
     mean = F.normalize(space.unit[ids].mean(0), dim=0)                         # (D,)
     what = N_("sentence") if query.is_sentence else N_("word")
     shown = " · ".join(pieces[:12]) + (" …" if len(pieces) > 12 else "")
-    return QueryVector(mean, N_(f"mean of the {len(ids)} WordPiece pieces of the {what} ({shown})"),
-                       None, pieces)
+    if len(ids) == len(pieces):
+        return QueryVector(mean, N_(f"mean of the {len(ids)} WordPiece pieces of the {what} ({shown})"),
+                           None, pieces)
+    unknown = len(pieces) - len(ids)
+    return QueryVector(mean, N_(f"mean of the {len(ids)} known WordPiece pieces of the {what} ({shown}; "
+                                f"{unknown} unknown left out)"), None, pieces)
 
 
 def _word_query(space: Space, query: Query) -> QueryVector:

@@ -509,7 +509,7 @@ def target_table(text: str, depth: int, positions: int = 16) -> list[dict]:
     depth = check_int("MTP depth", depth, 1, MAX_DEPTH)
     chars = decode(encode(checked.text))
     rows = []
-    for i in range(min(check_int("Positions", positions, 1, 64), len(chars) - 1)):
+    for i in range(min(check_int("Table positions", positions, 1, 64), len(chars) - 1)):
         row = {"position": i, N_("input tᵢ"): chars[i], N_("main head → tᵢ₊₁"): chars[i + 1]}
         for k in range(1, depth + 1):
             ok = i + k + 1 < len(chars)

@@ -163,24 +163,40 @@ def _all_visible(text: str) -> bool:
 _PLAIN_WS = str.maketrans("", "", "\n\t\r")
 
 
+def utf8_runs(data: bytes) -> list[str | bytes]:
+    """``data`` cut into runs: whole UTF-8 characters as str, bytes that do not form a character
+    (a character cut across tokens, stray continuation bytes) as bytes; joined back they are ``data``."""
+    runs: list[str | bytes] = []
+    while data:
+        try:
+            good, bad, data = data.decode("utf-8"), b"", b""
+        except UnicodeDecodeError as exc:
+            good, bad, data = data[: exc.start].decode("utf-8"), data[exc.start: exc.end], data[exc.end:]
+        if good:
+            runs.append(good)
+        if bad:
+            if runs and isinstance(runs[-1], bytes):
+                runs[-1] += bad
+            else:
+                runs.append(bad)
+    return runs
+
+
+def byte_text(data: bytes) -> str:
+    """A token's bytes as plain text: whole characters as they are, the bytes of a cut character as
+    ⟨e5 9b⟩ (U+FFFD would make every such piece look the same)."""
+    return "".join(r if isinstance(r, str) else f"⟨{r.hex(' ')}⟩" for r in utf8_runs(data))
+
+
+def is_piece(data: bytes) -> bool:
+    """Whether a token's bytes are not whole UTF-8 characters."""
+    return any(isinstance(r, bytes) for r in utf8_runs(data))
+
+
 def _piece_label(data: bytes, esc) -> str:
-    """A byte piece: whole characters as text, bytes of a cut character as small hex."""
-    head = 0
-    while head < len(data) and head < 3 and data[head] & 0xC0 == 0x80:
-        head += 1
-    tail = len(data)
-    for k in range(len(data) - 1, max(head, len(data) - 4) - 1, -1):
-        lead = data[k]
-        if lead & 0xC0 != 0x80:
-            need = 1 if lead < 0x80 else 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4
-            tail = k if len(data) - k < need else len(data)
-            break
-    try:
-        middle = esc(data[head:tail].decode("utf-8"), quote=False)
-    except UnicodeDecodeError:
-        head, tail, middle = len(data), len(data), ""
-    hx = lambda b: f'<span class="hex">{b.hex(" ")}</span>' if b else ""   # noqa: E731
-    return hx(data[:head]) + middle + hx(data[tail:]) if head < tail or not middle else hx(data)
+    """A byte piece as HTML: whole characters as escaped text, bytes of a cut character as small hex."""
+    return "".join(esc(r, quote=False) if isinstance(r, str) else f'<span class="hex">{r.hex(" ")}</span>'
+                   for r in utf8_runs(data))
 
 
 # ---------------------------------------------------------------- the tokenization page's views

@@ -129,6 +129,22 @@ def test_each_core_template_renders_its_own_translation(zh_catalog, template):
     assert i18n.translate_message(message, "zh") == expected
 
 
+def test_a_message_nested_in_another_is_translated_too(zh_catalog):
+    """core puts one message inside another ("...: {err} Using the defaults."): both read in Chinese,
+    while a value that is no catalogued text (a number, the user's words) stays as it is."""
+    from core.runtime.validation import check_int
+
+    inner = _raised(check_int, "Sequence length", 99999, 1, 4096)
+    outer = f"The settings in the URL do not work together: {inner} Using the defaults."
+    shown = i18n.translate_message(outer, "zh")
+    assert shown.startswith(zh_catalog.gettext("The settings in the URL do not work together: {err} Using the defaults.")
+                            .split("{err}")[0])
+    assert i18n.translate_message(inner, "zh") in shown and "Sequence length" not in shown
+    assert "99,999" in shown
+    typed = i18n.translate_message("Unknown preset the cat sat; choose one of gpt2-small, llama-7b.", "zh")
+    assert typed == "未知的预设 the cat sat；请从以下选项中选择：gpt2-small, llama-7b。"
+
+
 def _raised(fn, *args, **kwargs) -> str:
     with pytest.raises(Exception) as info:
         fn(*args, **kwargs)

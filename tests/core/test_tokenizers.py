@@ -335,3 +335,8 @@ def test_chat_prompt_refuses_unknown_format():
         tokenizers.chat_prompt("llama", "", "", "")
     with pytest.raises(ValidationError):
         tokenizers.chat_prompt("qwen", 1, "", "")
+
+
+def test_has_cjk_finds_han_kana_and_hangul_only():
+    assert all(tokenizers.has_cjk(s) for s in ("猫", "a かな b", "カタカナ", "토큰", "國"))
+    assert not any(tokenizers.has_cjk(s) for s in ("", "abc", "русский", "élève", "🎉", "١٢٣"))

@@ -113,6 +113,16 @@ def test_query_is_cleaned_and_capped():
     assert long.truncated and len(long.text) <= emb.MAX_QUERY_CHARS
     with pytest.raises(ValidationError):
         emb.parse_query("x" * (emb.MAX_WORD_CHARS + 1))
+    chinese = "猫" * (emb.MAX_WORD_CHARS + 1)               # no spaces between Chinese words: not refused
+    assert emb.parse_query(chinese).words == (chinese,)
+
+
+def test_a_wordpiece_mean_says_which_pieces_were_unknown(static):
+    qv = emb.query_vector(static, emb.parse_query("猫坐在垫子上。"))
+    unknown = sum(p == "[UNK]" for p in qv.pieces)
+    assert 0 < unknown < len(qv.pieces)
+    assert f"mean of the {len(qv.pieces) - unknown} known WordPiece pieces" in qv.how
+    assert f"; {unknown} unknown left out)" in qv.how
 
 
 def test_static_query_pieces(static):

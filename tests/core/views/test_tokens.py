@@ -70,3 +70,18 @@ def test_merge_view_counts_tokens_before_and_after_a_merge():
     assert view.before == len(bpe.encode(model, "lowest", 0)) == 6
     assert view.after == len(bpe.encode(model, "lowest", 1)) < view.before
     assert view.before_html.count('class="t ') == view.before and view.after_html.count('class="t ') == view.after
+
+
+def test_byte_runs_split_whole_characters_from_cut_ones():
+    guo = "国".encode()                                 # e5 9b bd
+    assert token_view.utf8_runs(b"") == []
+    assert token_view.utf8_runs("a国".encode()) == ["a国"]
+    assert token_view.utf8_runs(b"a" + guo[:2]) == ["a", guo[:2]]
+    assert token_view.utf8_runs(guo[2:] + b" x" + guo[:1]) == [guo[2:], " x", guo[:1]]
+    assert token_view.utf8_runs(b"\xff\xfeok") == [b"\xff\xfe", "ok"]      # two bad bytes: one run
+    for data in (b"a" + guo[:2], guo[1:] + b"\xe4\xb8", b"\x80\x80\x80\x80", b"ok"):
+        assert b"".join(r.encode() if isinstance(r, str) else r for r in token_view.utf8_runs(data)) == data
+    assert token_view.byte_text(guo[1:] + b"!" + guo[:1]) == "⟨9b bd⟩!⟨e5⟩"
+    assert token_view.is_piece(guo[:2]) and not token_view.is_piece(guo) and not token_view.is_piece(b"")
+    html = token_view._piece_label(b"<" + guo[:2], __import__("html").escape)
+    assert html == '&lt;<span class="hex">e5 9b</span>'
