@@ -8,6 +8,9 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 PYTEST_ARGS ?=
+# test workers for the unit and page tests (pytest-xdist, one file per worker at a time); the
+# browser and load tests run after them, alone, since they time whole servers
+WORKERS ?= 2
 
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -47,13 +50,14 @@ run: install
 test: dev chromium triton36
 	$(PY) -m ruff check .
 	@$(MAKE) --no-print-directory gpu-dry-run
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser" -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 lint: dev
 	$(PY) -m ruff check .
 
 unit: dev
-	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser" -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 browser: dev chromium
 	$(PY) -m pytest tests/browser tests/load $(PYTEST_ARGS)

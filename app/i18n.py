@@ -28,6 +28,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import write_atomically
+
 log = logging.getLogger("atlas.i18n")
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
@@ -235,8 +237,12 @@ def compile_catalogs(locale_dir: Path = LOCALE_DIR) -> list[Path]:
                     merged.add(msg.id, msg.string)
         out = locale_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
         out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("wb") as fh:
-            write_mo(fh, merged)
+
+        def write(tmp: Path, catalog=merged) -> None:
+            with tmp.open("wb") as fh:
+                write_mo(fh, catalog)
+
+        write_atomically(out, write)      # test workers and servers may compile at the same time
         written.append(out)
     return written
 

@@ -196,12 +196,14 @@ def last_run(pressed: bool, key: str, settings, *, idle: str | None = None, chan
 
 
 # ---------------------------------------------------------------- progress
-def progress_callback(bar) -> Callable[[float, str], None]:
-    """Adapter from core's ``progress(fraction, message)`` to an st.progress bar."""
+def progress_callback(bar, *, translate: bool = True) -> Callable[[float, str], None]:
+    """Adapter from core's ``progress(fraction, message)`` to an st.progress bar; core's messages
+    are shown in the session's language (``translate=False``: the page's own, already translated)."""
 
     def update(fraction: float, message: str = "") -> None:
+        shown = (tr(message) if translate else message) if message else None
         with _not_replayed():
-            bar.progress(min(max(float(fraction), 0.0), 1.0), text=tr(message) if message else None)
+            bar.progress(min(max(float(fraction), 0.0), 1.0), text=shown)
 
     return update
 
@@ -349,7 +351,7 @@ def map_with_progress(fn: Callable, items, *args, text: Callable[[object], str] 
     item (one sequence length, one setting) and report no progress of their own."""
     items = list(items)
     bar, wait = st.progress(0.0), st.empty()
-    update, on_wait = progress_callback(bar), wait_callback(wait)
+    update, on_wait = progress_callback(bar, translate=False), wait_callback(wait)
     try:
         out = []
         for i, item in enumerate(items):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from core import write_atomically
 from core.runtime.device import device_info, pick_device
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -130,9 +131,8 @@ def write_result(name: str, payload: dict, *, out_dir: Path | None = None,
 
 def write_json(path: Path, doc: dict) -> None:
     """json.dumps to a temporary file beside ``path``, then rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(doc, indent=1, default=_jsonable) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_and_report(name: str, payload: dict, *, out_dir: Path | None = None,

@@ -26,6 +26,8 @@ project's (TIKTOKEN_CACHE_DIR). Existing environment values are kept.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from core.runtime.offline import apply_offline_defaults
@@ -38,6 +40,19 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("ATLAS_CACHE_DIR", ROOT / ".cache"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path`` (its own per process and thread), then
+    rename it over ``path``: a reader (another server, another test worker) sees the old file or
+    the new one, never half of one, and a run killed mid-write leaves the previous file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 apply_offline_defaults(ROOT)

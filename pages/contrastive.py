@@ -130,12 +130,6 @@ def example_pairs(lang: str) -> tuple[contrastive.Pair, ...]:
                  for topic, zh_a, zh_b, en_a, en_b in ZH_EXAMPLES)
 
 
-def progress_in_language(bar):
-    """ui.progress_callback, with core's progress messages in the session's language."""
-    update = ui.progress_callback(bar)
-    return lambda fraction, message="": update(fraction, tr(message) if message else "")
-
-
 def load_pool(s: dict, source: str | None = None):
     source = source or s["source"]
     if source == "text" and not s["text"].strip():
@@ -147,7 +141,7 @@ def load_pool(s: dict, source: str | None = None):
     bar = st.progress(0.0)
     try:
         return contrastive_cache.pool(source, s["kind"], s["negatives"], s["pool"], 0, s["text"],
-                                      device, _progress=progress_in_language(bar))
+                                      device, _progress=ui.progress_callback(bar))
     finally:
         bar.empty()
 

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import cache_dir
+from core import cache_dir, write_atomically
 from core.runtime.validation import CheckedText, decode_upload
 
 WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -56,9 +56,8 @@ def wiki_articles() -> tuple[Article, ...]:
         return tuple(Article(r["title"], r["text"]) for r in rows)
     articles = _extract_wiki(gensim_data_path(WIKI_FILE))
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(json.dumps([a.__dict__ for a in articles]), encoding="utf-8")
-    tmp.replace(cached)
+    text = json.dumps([a.__dict__ for a in articles])
+    write_atomically(cached, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return articles
 
 

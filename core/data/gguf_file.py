@@ -41,7 +41,7 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-from core import cache_dir
+from core import cache_dir, write_atomically
 from core.configs import ModelConfig, param_count
 from core.nn.decoder import DecoderConfig
 from core.runtime.validation import ValidationError
@@ -365,10 +365,9 @@ def _load_fresh(path: Path) -> LoadedFile:
 def _save_cached(stem: Path, loaded: LoadedFile) -> None:
     meta = {"info": asdict(loaded.info), "decoder": asdict(loaded.decoder), "model": asdict(loaded.model),
             "tokenizer": loaded.tokenizer.to_str()}
-    tmp = stem.with_suffix(".tmp")
-    save_file(loaded.state, str(tmp))
-    os.replace(tmp, stem.with_suffix(".safetensors"))
-    stem.with_suffix(".json").write_text(json.dumps(meta))
+    write_atomically(stem.with_suffix(".safetensors"), lambda tmp: save_file(loaded.state, str(tmp)))
+    text = json.dumps(meta)               # written last: the weights beside it are complete
+    write_atomically(stem.with_suffix(".json"), lambda tmp: tmp.write_text(text))
 
 
 def _load_cached(stem: Path) -> LoadedFile:

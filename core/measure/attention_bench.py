@@ -368,7 +368,9 @@ def run_benchmark(cfg: BenchConfig, device, progress=None, job=None,
                 if job is not None:
                     job.check()
                 if progress is not None:
-                    progress(len(rows) / total, f"{IMPL_LABELS[impl]}, N={n:,}, {'fwd+bwd' if backward else 'fwd'}")
+                    label = IMPL_LABELS[impl]
+                    progress(len(rows) / total, N_(f"{label}, N={n:,}, forward + backward") if backward
+                             else N_(f"{label}, N={n:,}, forward"))
                 rows.append(bench_row(impl, case, cfg, device, backward))
         del case
         free_memory(device)

@@ -191,7 +191,7 @@ def time_vs_length(configs: dict[str, SeqConfig], spec: TimingSpec, device,
                 seen.setdefault(key, []).append((T, row["median_ms"]))
             rows.append(row)
             if progress:
-                progress((i + 1) / len(points), f"{LABELS[kind]} {mode}, T = {T:,}: {_fmt(row)}")
+                progress((i + 1) / len(points), N_(f"{LABELS[kind]} {mode}, T = {T:,}: {_fmt(row)}"))
     return rows
 
 

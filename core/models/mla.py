@@ -48,6 +48,7 @@ from core.nn.rope import apply_rope as apply_rope  # re-exported: the rotation o
 from core.nn.rope import rope_cos_sin as rope_cos_sin  # re-exported: its cos and sin tables
 from core.runtime.device import oom_guard
 from core.runtime.scheduler import heavy_job
+from core.runtime.text import N_
 from core.runtime.validation import ValidationError, check_choice, check_int
 
 # ---- caps enforced inside the functions (a crafted request cannot bypass them)
@@ -660,7 +661,7 @@ def time_decode_step(cfg: MLAConfig, context: int, *, device="cpu", dtype_name: 
         for i, mode in enumerate(DECODE_MODES):
             job.check()
             if progress:
-                progress(i / len(DECODE_MODES), f"timing the {mode} form at {context:,} tokens")
+                progress(i / len(DECODE_MODES), N_(f"timing the {mode} form at {context:,} tokens"))
             cache = module.new_cache(1, context + 1, decompressed=mode == "decompressed")
             for t in cache.tensors:
                 t.normal_()

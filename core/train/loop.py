@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.runtime.text import N_
+
 Progress = Callable[[float, str], None]
 
 
@@ -49,7 +51,7 @@ def train(step: Callable[[int], object], steps: int, *, job=None,
         if evaluate is not None and done in eval_at:
             log.evals.append((done, evaluate(done)))
         if progress is not None and (done == 1 or done % progress_every == 0 or done == steps):
-            text = message(done, log.steps[-1]) if message is not None else f"step {done}/{steps}"
+            text = message(done, log.steps[-1]) if message is not None else N_(f"step {done}/{steps}")
             progress(span[0] + (span[1] - span[0]) * done / steps, text)
     return log
 

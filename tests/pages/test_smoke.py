@@ -30,6 +30,7 @@ def test_page_renders_clean_in_chinese(spec):
     at = open_page(spec.path, lang="zh")
     assert_clean(at)
     title = i18n.translate(spec.title, "zh")
-    assert title != spec.title and title in [t.value for t in at.title]
+    assert spec.title in i18n._catalog_keys("zh"), f"{spec.title!r} has no zh translation"
+    assert title in [t.value for t in at.title]          # "FlashAttention" reads the same in Chinese
     missing = sorted(m for lang, m in i18n.MISSING - before if lang == "zh")
     assert not missing, f"{spec.path}: untranslated in zh: {missing[:20]}"
