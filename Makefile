@@ -8,8 +8,8 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 PYTEST_ARGS ?=
-# test workers for the unit, page and browser tests (pytest-xdist, one file per worker at a
-# time); the load tests run after them, alone: they put a whole server under load
+# test workers for the unit and page tests (pytest-xdist, one file per worker at a time); the
+# browser and load tests run after them, alone, since they time whole servers
 WORKERS ?= 2
 
 export HF_HUB_OFFLINE := 1
@@ -50,8 +50,8 @@ run: install
 test: dev chromium triton36
 	$(PY) -m ruff check .
 	@$(MAKE) --no-print-directory gpu-dry-run
-	$(PY) -m pytest -m "not load" -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
-	$(PY) -m pytest -m load $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser" -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 lint: dev
 	$(PY) -m ruff check .
