@@ -30,6 +30,9 @@ import streamlit as st
 
 from core import write_atomically
 
+# N_ is core's marker, re-exported: pages mark text where it is defined, t()/tr() show it
+from core.runtime.text import N_ as N_
+
 log = logging.getLogger("atlas.i18n")
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
@@ -119,12 +122,6 @@ def t(msgid: str, **params) -> str:
     """``msgid`` in the session's language, with ``params`` filled in by name."""
     text = translate(msgid, current_language())
     return text.format(**params) if params else text
-
-
-def N_(msgid: str) -> str:
-    """Marks text for the catalogs where it is defined (the page registry); t() translates it
-    where it is shown."""
-    return msgid
 
 
 def tr(text: str) -> str:

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch.distributed.device_mesh import init_device_mesh
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from core import write_atomically
 from core.measure.activations import TinyGPT, TinyGPTConfig, build_model
 
 STRATEGIES = ("ddp", "zero1", "zero2", "zero3")
@@ -183,9 +184,8 @@ def maybe_inject(args, rank: int, world: int) -> None:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    tmp.replace(path)
+    text = json.dumps(doc)
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def main(argv=None) -> int:
