@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import cache, ui
+from app.cache import llm as llm_cache
 from app.cache import mla as mla_cache
 from app.i18n import N_, t, tr
 from core.configs import PRESETS
@@ -130,7 +131,7 @@ def kv_measured_section() -> None:
     if not ran:
         st.warning(t("Pick at least one length."), icon=":material/info:")
         return
-    runs = ui.map_with_progress(mla_cache.llm_kv_cache, ran, device,
+    runs = ui.map_with_progress(llm_cache.llm_kv_cache, ran, device,
                                 text=lambda n: t("Prefilling {n:,} tokens …", n=n))
     last = runs[-1]
     c = st.columns(3)
@@ -304,9 +305,10 @@ with tab_check, ui.guard():
 # ---------------------------------------------------------------- decode cost
 def cost_figure(cfg: mla.MLAConfig, what: str, bpv: float) -> go.Figure:
     contexts = [2**k for k in range(8, 18)]
+    costs = [mla_cache.decode_cost(cfg, s, bpv) for s in contexts]       # every form at once, per context
     fig = go.Figure()
     for mode in mla.DECODE_MODES:
-        ys = [mla_cache.decode_cost(cfg, s, bpv)[mode][what] for s in contexts]
+        ys = [c[mode][what] for c in costs]
         fig.add_scatter(x=contexts, y=ys, name=form_label(mode), mode="lines+markers",
                         hovertemplate=t("%{{x:,}} tokens: %{{y:.3s}}<extra>{form}</extra>", form=form_label(mode)))
     fig.update_xaxes(type="log", tickvals=contexts[::2], ticktext=[f"{c:,}" for c in contexts[::2]])

@@ -12,6 +12,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app import cache, ui
+from app.cache import llm as llm_cache
 from app.cache import training_memory as training_memory_cache
 from app.i18n import N_, t, tr
 from core import fp8
@@ -545,7 +546,7 @@ def render_llm_kv() -> None:
     if ran is None:
         return
     with st.spinner(t("Prefilling {n:,} tokens …", n=ran)):
-        m = training_memory_cache.llm_kv_cache(device, ran, _on_wait=ui.wait_callback(st.empty()))
+        m = llm_cache.llm_kv_cache(device, ran, _on_wait=ui.wait_callback(st.empty()))
     c = st.columns(3)
     c[0].metric(t("Measured: cache tensors after {n:,} tokens", n=m.tokens), mib(m.measured_bytes))
     c[1].metric(t("Formula: kv_cache_bytes_per_token × T"), mib(m.predicted_bytes),

@@ -158,3 +158,15 @@ def generate(device: str, ids: tuple[int, ...], max_new_tokens: int, sampling, o
     lm = model(device)
     with heavy_job(N_("LLM generation"), device, time_limit_s=GENERATE_TIME_LIMIT_S, on_wait=on_wait) as job:
         yield from lm.stream(list(ids), max_new_tokens, sampling, job=job)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def llm_kv_cache(device: str, tokens: int, _on_wait=None):
+    """SmolLM2's real KV cache after ``tokens`` tokens vs the formula (core.measure.llm_runs.measure_kv_cache);
+    shared by the MLA and training-memory pages, so one prefill serves both."""
+    from core.measure import llm_runs  # the measurement module: only these two pages need it
+    from core.runtime.scheduler import heavy_job
+
+    lm = model(device)
+    with heavy_job(N_("SmolLM2 KV-cache measurement"), device, time_limit_s=FORWARD_TIME_LIMIT_S, on_wait=_on_wait):
+        return llm_runs.measure_kv_cache(lm, tokens)

@@ -10,14 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app.cache import llm as llm_cache
-from app.i18n import N_
 from core import fp8, memory
 from core.measure import activations as measure
 from core.measure import llm_runs
 from core.measure import zero as distributed
-from core.runtime.scheduler import heavy_job
-
-KV_TIME_LIMIT_S = 120.0    # one prefill of at most 2,048 tokens on 2 CPU cores: about 10 s
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -126,10 +122,3 @@ def llm_fp8(device: str, recipes: tuple[str, ...], eval_tokens: int, _progress=N
     return llm_runs.fp8_quality(llm_cache.model(device), recipes, eval_tokens=eval_tokens, progress=_progress,
                                 on_wait=_on_wait)
 
-
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def llm_kv_cache(device: str, tokens: int, _on_wait=None):
-    """SmolLM2's real KV cache after ``tokens`` tokens vs the formula (core.measure.llm_runs.measure_kv_cache)."""
-    lm = llm_cache.model(device)
-    with heavy_job(N_("SmolLM2 KV-cache measurement"), device, time_limit_s=KV_TIME_LIMIT_S, on_wait=_on_wait):
-        return llm_runs.measure_kv_cache(lm, tokens)
