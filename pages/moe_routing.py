@@ -291,12 +291,12 @@ def training_tab(comp, cfg: moe.TrainConfig | None) -> None:
 def colored_tokens(routing, layer: int, n: int) -> str:
     """Each character on the colour of its top expert; the gate and unknown characters on hover."""
     colors, top, gates = ui.category_colors(n), routing.top_expert[layer], routing.gates[layer]
+    tip, unknown = t("{ch} → expert {e} (gate {gate:.2f})"), t("{title} — unknown to the model")   # once, not per character
     marks = []
     for i, ch in enumerate(routing.tokens):
         e, known = int(top[i]), bool(routing.known[i])
-        title = t("{ch} → expert {e} (gate {gate:.2f})", ch=ui.visible_whitespace(ch), e=e, gate=gates[i, e])
-        marks.append(ui.Mark(ch, colors[e], title if known else t("{title} — unknown to the model", title=title),
-                             dotted=not known))
+        title = tip.format(ch=ui.visible_whitespace(ch), e=e, gate=gates[i, e])
+        marks.append(ui.Mark(ch, colors[e], title if known else unknown.format(title=title), dotted=not known))
     return ui.marked_text(marks)
 
 

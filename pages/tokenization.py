@@ -172,17 +172,20 @@ def _dropped_notice(tok_name: str, dropped, decoded: str | None = None) -> None:
 
 
 def _token_frame(tokens, shown: str) -> pd.DataFrame:
-    rows = [{"#": i, "id": tok.id, t("bytes (hex)"): tok.bytes.hex(" "), t("string"): _piece(tok.bytes),
-             t("characters"): f"{tok.start}–{tok.end}", t("covers"): shown[tok.start:tok.end]}
+    hexes, string, chars, covers = t("bytes (hex)"), t("string"), t("characters"), t("covers")  # once, not per row
+    part = t("(part of a character) {piece}")
+    rows = [{"#": i, "id": tok.id, hexes: tok.bytes.hex(" "), string: _piece(tok.bytes, part),
+             chars: f"{tok.start}–{tok.end}", covers: shown[tok.start:tok.end]}
             for i, tok in enumerate(tokens)]
     return pd.DataFrame(rows)
 
 
-def _piece(data: bytes) -> str:
+def _piece(data: bytes, part: str) -> str:
+    """The token's text as repr(); a piece of a character: ``part`` (a translated template) around its bytes."""
     try:
         return repr(data.decode("utf-8"))
     except UnicodeDecodeError:
-        return t("(part of a character) {piece}", piece=repr(data.decode("utf-8", errors="backslashreplace")))
+        return part.format(piece=repr(data.decode("utf-8", errors="backslashreplace")))
 
 
 # ---------------------------------------------------------------- side by side
